@@ -1,0 +1,27 @@
+# hse_add_tool(<verb>): builds tools/hse-<verb>/main.cpp into bin/hse-<verb>, linked to libhse.
+function(hse_add_tool verb)
+  add_executable(hse-${verb} ${PROJECT_SOURCE_DIR}/tools/hse-${verb}/main.cpp)
+  target_link_libraries(hse-${verb} PRIVATE hse)
+  install(TARGETS hse-${verb} RUNTIME DESTINATION bin)
+endfunction()
+
+# hse_add_test(<name> SOURCES ... LABELS ...): a doctest executable registered with CTest.
+function(hse_add_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE hse hse_doctest_main)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
+    ENVIRONMENT "HSE_SOURCE_DIR=${PROJECT_SOURCE_DIR};HSE_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
+endfunction()
+
+# hse_add_script_test(<name> COMMAND ... LABELS ...): a shell/Python test registered with CTest.
+function(hse_add_script_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "COMMAND;LABELS" ${ARGN})
+  add_test(NAME ${name} COMMAND ${T_COMMAND} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 600)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77 TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "HSE_SOURCE_DIR=${PROJECT_SOURCE_DIR};HSE_BIN_DIR=${CMAKE_BINARY_DIR}/bin;PYTHON=${HSE_PYTHON}")
+endfunction()

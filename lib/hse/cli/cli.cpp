@@ -1,0 +1,287 @@
+#include "hse/cli/cli.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <H5public.h>
+
+#include "hse/build_info.h"
+#include "hse/io/atomic.h"
+
+#ifndef HSE_TORCH_VERSION
+#define HSE_TORCH_VERSION "none"
+#endif
+#ifndef HSE_CUDA_VERSION
+#define HSE_CUDA_VERSION "none"
+#endif
+#ifndef HSE_ITK_VERSION
+#define HSE_ITK_VERSION "none"
+#endif
+
+namespace hse::cli {
+
+std::string Error::line() const {
+  if (file_.empty()) return what();
+  return file_ + ": " + what();
+}
+
+std::pair<std::size_t, std::size_t> Shard::range(std::size_t n) const {
+  const std::size_t b = n * static_cast<std::size_t>(index) / static_cast<std::size_t>(count);
+  const std::size_t e = n * static_cast<std::size_t>(index + 1) / static_cast<std::size_t>(count);
+  return {b, e};
+}
+
+Shard Shard::parse(const std::string& s) {
+  Shard r;
+  const auto slash = s.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    std::size_t p1 = 0, p2 = 0;
+    r.index = std::stoi(s.substr(0, slash), &p1);
+    r.count = std::stoi(s.substr(slash + 1), &p2);
+    if (p1 != slash || p2 != s.size() - slash - 1) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    fail_usage("--shard: '{}' is not of the form I/N (e.g. 0/8)", s);
+  }
+  if (r.count < 1 || r.index < 0 || r.index >= r.count)
+    fail_usage("--shard: '{}' needs 0 <= I < N", s);
+  return r;
+}
+
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+int parse_device(const std::string& device) {
+  if (device == "cpu") return -1;
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) == 0) {
+    const std::string n = device.substr(5);
+    if (!n.empty() && n.find_first_not_of("0123456789") == std::string::npos) return std::stoi(n);
+  }
+  fail_usage("--device: '{}' is not one of cpu, cuda, cuda:N", device);
+}
+
+void add_common(CLI::App& app, Common& c, unsigned flags, const std::string& output_help) {
+  if (flags & (kOutput | kOutputRequired)) {
+    auto* o = app.add_option("-o,--output", c.output, output_help);
+    if (flags & kOutputRequired) o->required();
+  }
+  if (flags & kDevice)
+    app.add_option("--device", c.device, "compute device: cpu, cuda or cuda:N")->default_val("cpu");
+  if (flags & kThreads)
+    app.add_option("--threads", c.threads, "worker threads (0: all cores)")->default_val(0)->check(CLI::NonNegativeNumber);
+  if (flags & kSeed) app.add_option("--seed", c.seed, "random seed")->default_val(42);
+  if (flags & kShard)
+    app.add_option_function<std::string>(
+           "--shard", [&c](const std::string& s) { c.shard = Shard::parse(s); },
+           "process only the I-th of N contiguous blocks of the inputs (0-based), for array jobs")
+        ->type_name("I/N");
+  if (flags & kVerbosity) {
+    app.add_flag_function("-v,--verbose",
+                          [&c](std::int64_t n) {
+                            c.verbosity += static_cast<int>(n);
+                            set_log_level(c.verbosity);
+                          },
+                          "more messages on stderr (repeatable)");
+    app.add_flag_function("-q,--quiet",
+                          [&c](std::int64_t) {
+                            c.verbosity = -1;
+                            set_log_level(-1);
+                          },
+                          "errors only on stderr");
+  }
+  if (flags & kProgress) {
+    app.add_option_function<std::string>(
+           "--progress",
+           [&c](const std::string& s) {
+             if (s == "auto") c.progress = ProgressMode::automatic;
+             else if (s == "always") c.progress = ProgressMode::always;
+             else if (s == "never") c.progress = ProgressMode::never;
+             else fail_usage("--progress: '{}' is not one of auto, always, never", s);
+           },
+           "progress display on stderr: auto (a bar on a terminal, periodic lines otherwise), always, never")
+        ->type_name("auto|always|never");
+  }
+}
+
+Io standard_io() { return Io{std::cin, std::cout, std::cerr}; }
+
+// ---- logging ---------------------------------------------------------------
+namespace {
+std::mutex g_log_mutex;
+std::string g_tool = "hse";
+int g_level = 0;
+std::ostream* g_sink = nullptr;
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void set_log(const std::string& tool, int verbosity, std::ostream* sink) {
+  std::lock_guard<std::mutex> lk(g_log_mutex);
+  g_tool = tool;
+  g_level = verbosity;
+  g_sink = sink;
+}
+int log_level() { return g_level; }
+void set_log_level(int verbosity) { g_level = verbosity; }
+void log_line(int, const std::string& line) {
+  std::lock_guard<std::mutex> lk(g_log_mutex);
+  std::ostream& os = g_sink ? *g_sink : std::cerr;
+  os << g_tool << ": " << line << '\n';
+  os.flush();
+}
+
+// ---- progress --------------------------------------------------------------
+Progress::Progress(std::string what, std::size_t total, ProgressMode mode)
+    : what_(std::move(what)), total_(total), start_(now_s()), last_(start_) {
+  quiet_ = mode == ProgressMode::never || log_level() < 0;
+  bar_ = mode == ProgressMode::always || (mode == ProgressMode::automatic && isatty(STDERR_FILENO));
+}
+Progress::~Progress() {
+  if (!finished_) finish();
+}
+void Progress::tick(std::size_t n) {
+  done_ += n;
+  const double t = now_s();
+  if (quiet_) return;
+  if (bar_ ? (t - last_ > 0.1) : (t - last_ > 10.0)) {
+    last_ = t;
+    draw(false);
+  }
+}
+void Progress::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (!quiet_ && (bar_ || now_s() - start_ > 10.0)) draw(true);
+}
+void Progress::draw(bool final) {
+  const double el = now_s() - start_;
+  const double frac = total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 1.0;
+  const double eta = done_ ? el / static_cast<double>(done_) * static_cast<double>(total_ - std::min(done_, total_)) : 0;
+  std::lock_guard<std::mutex> lk(g_log_mutex);
+  std::ostream& os = g_sink ? *g_sink : std::cerr;
+  if (bar_) {
+    const int w = 30, filled = static_cast<int>(frac * w);
+    os << '\r' << g_tool << ": " << what_ << " [" << std::string(filled, '#') << std::string(w - filled, ' ') << "] "
+       << done_ << '/' << total_ << fmt::format(" {:.0f}s", final ? el : eta) << (final ? " done\n" : " left ");
+  } else {
+    os << g_tool << ": " << what_ << ' ' << done_ << '/' << total_ << fmt::format(" ({:.0f}%, {:.0f}s elapsed)\n", 100 * frac, el);
+  }
+  os.flush();
+}
+
+// ---- version ---------------------------------------------------------------
+std::string version_line(const std::string& tool) {
+  return fmt::format("{} {} (git {}; LibTorch {}; CUDA {}; HDF5 {}.{}.{}; ITK {})", tool, HSE_VERSION, HSE_GIT,
+                     HSE_TORCH_VERSION, HSE_CUDA_VERSION, H5_VERS_MAJOR, H5_VERS_MINOR, H5_VERS_RELEASE,
+                     HSE_ITK_VERSION);
+}
+
+std::string joined_args(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) {
+    if (!s.empty()) s += ' ';
+    const bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`") == std::string::npos;
+    if (plain) {
+      s += a;
+    } else {
+      s += '\'';
+      for (char ch : a) s += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+      s += '\'';
+    }
+  }
+  return s;
+}
+
+// ---- the wrapper -----------------------------------------------------------
+namespace {
+// A one-line rendering of CLI11's message (which may span lines).
+std::string one_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (auto& ch : s)
+    if (ch == '\n') ch = ' ';
+  return s;
+}
+}  // namespace
+
+namespace {
+std::vector<std::string> g_args;
+}
+const std::vector<std::string>& current_args() { return g_args; }
+
+int run(const std::string& tool, const std::string& description, const std::vector<std::string>& args,
+        const std::function<void(CLI::App&)>& declare, const std::function<int(Io&)>& body, Io& io) {
+  g_args.assign(1, tool);
+  g_args.insert(g_args.end(), args.begin(), args.end());
+  CLI::App app(description, tool);
+  app.set_version_flag("--version", [tool] { return version_line(tool); }, "print versions and exit");
+  app.get_formatter()->column_width(34);
+  try {
+    declare(app);
+    std::vector<std::string> rev(args.rbegin(), args.rend());
+    app.parse(rev);
+  } catch (const CLI::CallForHelp&) {
+    io.out << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    io.out << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    io.out << e.what() << '\n';
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    io.err << tool << ": " << one_line(e.what()) << '\n' << tool << ": hint: see '" << tool << " --help'\n";
+    return static_cast<int>(Exit::usage);
+  } catch (const Error& e) {
+    io.err << tool << ": " << e.line() << '\n';
+    return static_cast<int>(e.code());
+  }
+  try {
+    return body(io);
+  } catch (const Error& e) {
+    io.err << tool << ": " << e.line() << '\n';
+    if (!e.hint().empty()) io.err << tool << ": hint: " << e.hint() << '\n';
+    return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    io.err << tool << ": out of memory\n";
+    return static_cast<int>(Exit::resource);
+  } catch (const std::exception& e) {
+    io.err << tool << ": " << one_line(e.what()) << '\n';
+    return static_cast<int>(Exit::runtime);
+  }
+}
+
+int main(const std::string& tool, const std::string& description, int argc, char** argv,
+         const std::function<void(CLI::App&)>& declare, const std::function<int(Io&)>& body) {
+  std::ios::sync_with_stdio(false);
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe shows up as a failed write, handled as success
+  io::install_cleanup_handlers();
+  set_log(tool, 0);
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  Io io = standard_io();
+  const int rc = run(tool, description, args, declare, body, io);
+  std::cout.flush();
+  if (rc == 0 && !std::cout.good() && errno != EPIPE) {
+    std::cerr << tool << ": error writing to standard output\n";
+    return static_cast<int>(Exit::runtime);
+  }
+  return rc;
+}
+
+}  // namespace hse::cli

@@ -1,0 +1,232 @@
+#include "hse/image/ops.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "hse/cli/cli.h"
+
+namespace hse::image {
+
+using kernels::Box;
+using kernels::linear_tap;
+using kernels::Tap;
+
+HuMode parse_hu_mode(const std::string& s) {
+  if (s == "auto") return HuMode::automatic;
+  if (s == "rescale") return HuMode::rescale;
+  if (s == "as-is" || s == "none") return HuMode::as_is;
+  cli::fail_usage("--hu: '{}' is not one of auto, rescale, as-is", s);
+}
+
+HuDecision decide_hu(const Volume& v, HuMode mode, std::optional<std::pair<double, double>> si) {
+  HuDecision d;
+  if (si) {
+    d.slope = si->first;
+    d.intercept = si->second;
+  }
+  const bool identity = !si || (d.slope == 1 && d.intercept == 0);
+  // Air fractions on a strided sample of voxels.
+  const std::size_t n = v.data.size(), step = std::max<std::size_t>(1, n / 200000);
+  std::size_t cnt = 0, a0 = 0, a1 = 0;
+  float mn = std::numeric_limits<float>::infinity();
+  for (std::size_t i = 0; i < n; i += step) {
+    const double x = v.data[i];
+    mn = std::min(mn, static_cast<float>(x));
+    ++cnt;
+    if (x >= -1100 && x <= -850) ++a0;
+    const double y = d.slope * x + d.intercept;
+    if (y >= -1100 && y <= -850) ++a1;
+  }
+  d.air_as_is = cnt ? static_cast<double>(a0) / cnt : 0;
+  d.air_rescaled = cnt ? static_cast<double>(a1) / cnt : 0;
+  if (v.hu_by_reader) {
+    d.rescale = false;
+    d.reason = "the DICOM reader applied RescaleSlope/RescaleIntercept";
+  } else if (identity) {
+    d.rescale = false;
+    d.reason = si ? "slope 1 and intercept 0" : "no slope/intercept given (values used as stored)";
+  } else if (mode == HuMode::rescale) {
+    d.rescale = true;
+    d.reason = "--hu rescale";
+  } else if (mode == HuMode::as_is) {
+    d.rescale = false;
+    d.reason = "--hu as-is";
+  } else if (d.air_rescaled > d.air_as_is) {
+    d.rescale = true;
+    d.reason = fmt::format("raw values: {:.1f}% air after rescaling vs {:.1f}% as stored", 100 * d.air_rescaled,
+                           100 * d.air_as_is);
+  } else if (d.air_as_is > d.air_rescaled) {
+    d.rescale = false;
+    d.reason = fmt::format("already HU: {:.1f}% air as stored vs {:.1f}% after rescaling", 100 * d.air_as_is,
+                           100 * d.air_rescaled);
+  } else {
+    d.rescale = mn >= 0;
+    d.reason = d.rescale ? "no air found; non-negative values taken as raw" : "no air found; negative values taken as HU";
+  }
+  return d;
+}
+
+std::int64_t resampled_size(std::int64_t n, double cur, double target) {
+  const double scale = cur / target;
+  return static_cast<std::int64_t>(static_cast<double>(n) * scale);
+}
+
+void resize_trilinear(const float* src, std::int64_t d, std::int64_t h, std::int64_t w, Box b, float* dst,
+                      std::int64_t od, std::int64_t oh, std::int64_t ow, int threads) {
+  const std::int64_t bd = b.z1 - b.z0, bh = b.y1 - b.y0, bw = b.x1 - b.x0;
+  (void)d;
+  std::vector<Tap> tz(od), ty(oh), tx(ow);
+  for (std::int64_t i = 0; i < od; ++i) tz[i] = linear_tap(i, bd, od);
+  for (std::int64_t i = 0; i < oh; ++i) ty[i] = linear_tap(i, bh, oh);
+  for (std::int64_t i = 0; i < ow; ++i) tx[i] = linear_tap(i, bw, ow);
+  // Pass 1 (depth): t1[od][bh][bw]; pass 2 (height): t2[od][oh][bw]; pass 3 (width): dst.
+  std::vector<float> t1(static_cast<std::size_t>(od * bh * bw));
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (std::int64_t z = 0; z < od; ++z)
+    for (std::int64_t y = 0; y < bh; ++y) {
+      const Tap t = tz[z];
+      const float w1 = t.w1, w0 = 1 - w1;
+      const float* r0 = src + ((b.z0 + t.i0) * h + b.y0 + y) * w + b.x0;
+      const float* r1 = src + ((b.z0 + t.i1) * h + b.y0 + y) * w + b.x0;
+      float* o = t1.data() + (z * bh + y) * bw;
+      for (std::int64_t x = 0; x < bw; ++x) o[x] = w0 * r0[x] + w1 * r1[x];
+    }
+  std::vector<float> t2(static_cast<std::size_t>(od * oh * bw));
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (std::int64_t z = 0; z < od; ++z)
+    for (std::int64_t y = 0; y < oh; ++y) {
+      const Tap t = ty[y];
+      const float w1 = t.w1, w0 = 1 - w1;
+      const float* r0 = t1.data() + (z * bh + t.i0) * bw;
+      const float* r1 = t1.data() + (z * bh + t.i1) * bw;
+      float* o = t2.data() + (z * oh + y) * bw;
+      for (std::int64_t x = 0; x < bw; ++x) o[x] = w0 * r0[x] + w1 * r1[x];
+    }
+  t1 = {};
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (std::int64_t z = 0; z < od; ++z)
+    for (std::int64_t y = 0; y < oh; ++y) {
+      const float* r = t2.data() + (z * oh + y) * bw;
+      float* o = dst + (z * oh + y) * ow;
+      for (std::int64_t x = 0; x < ow; ++x) {
+        const Tap& t = tx[x];
+        o[x] = (1 - t.w1) * r[t.i0] + t.w1 * r[t.i1];
+      }
+    }
+}
+
+namespace {
+// HU + clamp in place on a copy of the stored values (storage order).
+std::vector<float> hu_clamped(const Volume& v, const HuDecision& hu, double lo, double hi, int threads) {
+  std::vector<float> out(v.data.size());
+  const float a = hu.rescale ? static_cast<float>(hu.slope) : 1.f, b = hu.rescale ? static_cast<float>(hu.intercept) : 0.f;
+  const float l = static_cast<float>(lo), hh = static_cast<float>(hi);
+  const std::int64_t n = static_cast<std::int64_t>(out.size());
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) out[i] = std::min(std::max(a * v.data[i] + b, l), hh);
+  return out;
+}
+
+// [z][y][x] storage -> [z][x][y] (tiled transpose of each plane).
+Array3 transpose_xy(const float* src, std::int64_t nz, std::int64_t ny, std::int64_t nx, int threads) {
+  Array3 out{nz, nx, ny, std::vector<float>(static_cast<std::size_t>(nz * ny * nx))};
+  constexpr std::int64_t T = 32;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (std::int64_t z = 0; z < nz; ++z)
+    for (std::int64_t yb = 0; yb < ny; yb += T)
+      for (std::int64_t xb = 0; xb < nx; xb += T)
+        for (std::int64_t y = yb; y < std::min(yb + T, ny); ++y)
+          for (std::int64_t x = xb; x < std::min(xb + T, nx); ++x)
+            out.v[(z * nx + x) * ny + y] = src[(z * ny + y) * nx + x];
+  return out;
+}
+}  // namespace
+
+Array3 to_zxy_resampled(const Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
+                        std::array<double, 3> sp, double target_z, double target_xy, int threads) {
+  const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  std::vector<float> c = hu_clamped(v, hu, lo, hi, threads);
+  if (!resample) return transpose_xy(c.data(), nz, ny, nx, threads);
+  // sp = (z, x, y) spacing; the storage array is [z][y][x].
+  const std::int64_t rz = resampled_size(nz, sp[0], target_z), rx = resampled_size(nx, sp[1], target_xy),
+                     ry = resampled_size(ny, sp[2], target_xy);
+  if (rz < 1 || rx < 1 || ry < 1)
+    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
+  std::vector<float> r(static_cast<std::size_t>(rz * ry * rx));
+  resize_trilinear(c.data(), nz, ny, nx, Box{0, nz, 0, ny, 0, nx}, r.data(), rz, ry, rx, threads);
+  c = {};
+  return transpose_xy(r.data(), rz, ry, rx, threads);
+}
+
+Array3 preprocess_volume(const Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
+                         int threads) {
+  const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  if (r.device >= 0) {
+    std::vector<float> c = hu_clamped(v, hu, r.window_lo, r.window_hi, threads);
+    kernels::PipelineSpec ps;
+    ps.d = nz;
+    ps.h = nx;
+    ps.w = ny;
+    ps.strides = kernels::Strides{nx * ny, 1, nx};
+    ps.mid[0] = r.resample ? resampled_size(nz, sp[0], r.target_z) : nz;
+    ps.mid[1] = r.resample ? resampled_size(nx, sp[1], r.target_xy) : nx;
+    ps.mid[2] = r.resample ? resampled_size(ny, sp[2], r.target_xy) : ny;
+    ps.crop = r.crop;
+    for (int i = 0; i < 3; ++i) ps.out[i] = r.size[i];
+    std::int64_t od[3];
+    Array3 out;
+    out.v = kernels::pipeline_cuda(c.data(), ps, od, r.device);
+    out.d = od[0];
+    out.h = od[1];
+    out.w = od[2];
+    return out;
+  }
+  Array3 a = to_zxy_resampled(v, hu, r.window_lo, r.window_hi, r.resample, sp, r.target_z, r.target_xy, threads);
+  // Min-max to [0, 1] with the foreground box found in the same pass.
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  const std::int64_t n = static_cast<std::int64_t>(a.v.size());
+#pragma omp parallel for num_threads(threads) reduction(min : lo) reduction(max : hi)
+  for (std::int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, a.v[i]);
+    hi = std::max(hi, a.v[i]);
+  }
+  const float den = std::max(hi - lo, 1e-8f);
+  Box b{0, a.d, 0, a.h, 0, a.w};
+  std::int64_t z0 = a.d, z1 = 0, y0 = a.h, y1 = 0, x0 = a.w, x1 = 0;
+#pragma omp parallel for num_threads(threads) reduction(min : z0, y0, x0) reduction(max : z1, y1, x1)
+  for (std::int64_t z = 0; z < a.d; ++z)
+    for (std::int64_t y = 0; y < a.h; ++y) {
+      float* row = a.v.data() + (z * a.h + y) * a.w;
+      std::int64_t first = -1, last = -1;
+      for (std::int64_t x = 0; x < a.w; ++x) {
+        const float t = (row[x] - lo) / den;
+        row[x] = t;
+        if (t > 0) {
+          if (first < 0) first = x;
+          last = x;
+        }
+      }
+      if (first >= 0) {
+        z0 = std::min(z0, z);
+        z1 = std::max(z1, z + 1);
+        y0 = std::min(y0, y);
+        y1 = std::max(y1, y + 1);
+        x0 = std::min(x0, first);
+        x1 = std::max(x1, last + 1);
+      }
+    }
+  if (r.crop) {
+    if (z1 == 0) cli::fail(cli::Exit::incompatible, "", "no foreground voxels (> 0) after normalisation (a constant volume?)");
+    b = Box{z0, z1, y0, y1, x0, x1};
+  }
+  const std::int64_t od = r.size[0] ? r.size[0] : b.z1 - b.z0, oh = r.size[1] ? r.size[1] : b.y1 - b.y0,
+                     ow = r.size[2] ? r.size[2] : b.x1 - b.x0;
+  Array3 out{od, oh, ow, std::vector<float>(static_cast<std::size_t>(od * oh * ow))};
+  resize_trilinear(a.v.data(), a.d, a.h, a.w, b, out.v.data(), od, oh, ow, threads);
+  return out;
+}
+
+}  // namespace hse::image

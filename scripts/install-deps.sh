@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every system and Python dependency of hse, idempotently.
+# Debian 12 (bookworm), as root or with sudo. Python packages go into the
+# active python3 when pip may install there, else into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0   # pinned: CUDA 13.0 build, the same LibTorch as the lent GPU machines
+MONAI_VERSION=1.4.0
+
+APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config
+  libinsighttoolkit5-dev libhdf5-dev libcli11-dev libfmt-dev doctest-dev nlohmann-json3-dev
+  libdeflate-dev zlib1g-dev libjpeg62-turbo-dev python3 python3-venv python3-pip wordnet-base)
+PY_PACKAGES=("torch==${TORCH_VERSION}" "monai==${MONAI_VERSION}" numpy h5py nibabel pillow)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=python3
+if ! $PY -m pip --version >/dev/null 2>&1 || $PY -c 'import sys,sysconfig,os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"),"EXTERNALLY-MANAGED")) else 1)'; then
+  [ -x .venv/bin/python3 ] || python3 -m venv .venv
+  PY=.venv/bin/python3
+fi
+need=()
+for spec in "${PY_PACKAGES[@]}"; do
+  name=${spec%%==*}
+  want=${spec#*==}
+  have=$($PY -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null || true)
+  if [ -z "$have" ] || { [ "$want" != "$spec" ] && [ "${have%%+*}" != "$want" ]; }; then need+=("$spec"); fi
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: pip: ${need[*]}" >&2
+  $PY -m pip install -q "${need[@]}"
+fi
+echo "install-deps: done ($PY)" >&2
