@@ -1,5 +1,7 @@
 #include "hse/preprocess/preprocess.h"
 
+#include <chrono>
+
 #include <CLI/CLI.hpp>
 
 #include "hse/cli/parallel.h"
@@ -12,9 +14,9 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind volumes)");
   image::add_ct_input_options(app, o.input);
-  app.add_option("--window", o.window, "HU window LO HI: values are clamped to it")->delimiter(',')->expected(2)->default_str("-1000,200");
-  app.add_option("--spacing", o.spacing, "target spacing Z XY in mm")->delimiter(',')->expected(2)->default_str("1.5,0.75");
-  app.add_option("--size", o.size, "output size D H W (0 keeps that axis's size)")->delimiter(',')->expected(3)->default_str("32,256,256");
+  app.add_option("--window", o.window, "HU window LO HI: values are clamped to it")->delimiter(',')->default_str("-1000,200");
+  app.add_option("--spacing", o.spacing, "target spacing Z XY in mm")->delimiter(',')->default_str("1.5,0.75");
+  app.add_option("--size", o.size, "output size D H W (0 keeps that axis's size)")->delimiter(',')->default_str("32,256,256");
   app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
@@ -76,8 +78,14 @@ int run(const Options& o, cli::Io& io) {
       [&](std::size_t i, int nt) {
         const std::string& path = inputs[i];
         try {
+          const auto t0 = std::chrono::steady_clock::now();
           image::LoadedCt ct = image::load_ct(path, meta, hu_mode);
-          return Item{ct.id, image::preprocess_volume(ct.volume, ct.hu, ct.spacing_zxy, recipe, nt)};
+          const auto t1 = std::chrono::steady_clock::now();
+          Item item{ct.id, image::preprocess_volume(ct.volume, ct.hu, ct.spacing_zxy, recipe, nt)};
+          const auto t2 = std::chrono::steady_clock::now();
+          cli::verbose("{}: read {:.3f} s, steps {:.3f} s", path, std::chrono::duration<double>(t1 - t0).count(),
+                       std::chrono::duration<double>(t2 - t1).count());
+          return item;
         } catch (const cli::Error& err) {
           if (err.file().empty()) throw cli::Error(err.code(), path, err.what(), err.hint());
           throw;
