@@ -86,6 +86,7 @@ Volume read_series(const std::string& dir) {
 }  // namespace
 
 Volume read_itk(const std::string& path) {
+  itk::Object::GlobalWarningDisplayOff();  // errors are reported as one line by hse
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return read_series(path);
   auto io = itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);

@@ -295,7 +295,7 @@ Writer::Writer(const std::string& path, const std::string& kind) : path_(path) {
   file_ = H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0) {
     io::forget_temp_path(temp_);
-    cli::fail(cli::Exit::runtime, path_, "cannot create HDF5 file");
+    cli::fail(cli::Exit::runtime, path_, "cannot write output: cannot create a file in its directory");
   }
   set_attr("hse_format", std::string("hse"));
   set_attr("hse_format_version", fmt::format("{}.{}", kFormatMajor, kFormatMinor));
