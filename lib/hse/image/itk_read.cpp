@@ -4,7 +4,13 @@
 #include <filesystem>
 #include <sstream>
 
+#include <mutex>
+
 #include <itkGDCMImageIO.h>
+#include <itkGDCMImageIOFactory.h>
+#include <itkMetaImageIOFactory.h>
+#include <itkNiftiImageIOFactory.h>
+#include <itkNrrdImageIOFactory.h>
 #include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -86,7 +92,14 @@ Volume read_series(const std::string& dir) {
 }  // namespace
 
 Volume read_itk(const std::string& path) {
-  itk::Object::GlobalWarningDisplayOff();  // errors are reported as one line by hse
+  static std::once_flag once;
+  std::call_once(once, [] {
+    itk::Object::GlobalWarningDisplayOff();  // errors are reported as one line by hse
+    itk::GDCMImageIOFactory::RegisterOneFactory();
+    itk::NrrdImageIOFactory::RegisterOneFactory();
+    itk::MetaImageIOFactory::RegisterOneFactory();
+    itk::NiftiImageIOFactory::RegisterOneFactory();
+  });
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return read_series(path);
   auto io = itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
