@@ -4,7 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "hse/cli/parallel.h"
+#include "hse/image/ct_batch.h"
 #include "hse/io/atomic.h"
 #include "hse/io/h5.h"
 
@@ -20,16 +20,8 @@ void declare(CLI::App& app, Options& o) {
   app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
-  app.add_flag("--keep-going", o.keep_going, "write the volumes that succeed, list failures, exit 1 if any failed");
-  app.add_option("--failures", o.failures, "with --keep-going: write the failed inputs and reasons (TSV) here");
+  image::add_batch_options(app, o.batch);
 }
-
-namespace {
-struct Item {
-  std::string id;
-  image::Array3 a;
-};
-}  // namespace
 
 int run(const Options& o, cli::Io& io) {
   if (o.window[0] >= o.window[1]) cli::fail_usage("--window: LO must be below HI");
@@ -44,12 +36,6 @@ int run(const Options& o, cli::Io& io) {
       throw cli::Error(cli::Exit::resource, "", fmt::format("--device {}: no such CUDA device", o.common.device));
   }
   const h5::DType dtype = h5::parse_dtype(o.dtype);
-  const image::HuMode hu_mode = image::parse_hu_mode(o.input.hu);
-  const image::Metadata meta = o.input.metadata.empty() ? image::Metadata() : image::Metadata(o.input.metadata);
-  std::vector<std::string> inputs = image::collect_inputs(o.input, meta, io.in);
-  const auto [b, e] = o.common.shard.range(inputs.size());
-  inputs = std::vector<std::string>(inputs.begin() + static_cast<std::ptrdiff_t>(b), inputs.begin() + static_cast<std::ptrdiff_t>(e));
-  if (inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", o.common.shard.index, o.common.shard.count);
 
   image::VolumeRecipe recipe;
   recipe.window_lo = o.window[0];
@@ -62,70 +48,26 @@ int run(const Options& o, cli::Io& io) {
   recipe.device = device;
 
   h5::Writer w(o.common.output, "volumes");
-  std::unique_ptr<io::AtomicFile> failures;
-  if (!o.failures.empty()) failures = std::make_unique<io::AtomicFile>(o.failures);
-  const int threads = cli::resolve_threads(o.common.threads);
-  const int workers = device >= 0 ? 1 : std::max(1, std::min<int>(static_cast<int>(inputs.size()), (threads + 1) / 2));
-  const int inner = std::max(1, threads / workers);
-  cli::verbose("{} inputs, {} workers x {} threads", inputs.size(), workers, inner);
-
-  bool declared = false;
-  std::array<std::int64_t, 3> declared_shape{0, 0, 0};
-  std::size_t failed = 0;
-  cli::Progress progress("preprocess", inputs.size(), o.common.progress);
-  cli::ordered_map<Item>(
-      inputs.size(), workers, inner,
-      [&](std::size_t i, int nt) {
-        const std::string& path = inputs[i];
-        try {
-          const auto t0 = std::chrono::steady_clock::now();
-          image::LoadedCt ct = image::load_ct(path, meta, hu_mode);
-          const auto t1 = std::chrono::steady_clock::now();
-          Item item{ct.id, image::preprocess_volume(ct.volume, ct.hu, ct.spacing_zxy, recipe, nt)};
-          const auto t2 = std::chrono::steady_clock::now();
-          cli::verbose("{}: read {:.3f} s, steps {:.3f} s", path, std::chrono::duration<double>(t1 - t0).count(),
-                       std::chrono::duration<double>(t2 - t1).count());
-          return item;
-        } catch (const cli::Error& err) {
-          if (err.file().empty()) throw cli::Error(err.code(), path, err.what(), err.hint());
-          throw;
-        } catch (const std::bad_alloc&) {
-          throw cli::Error(cli::Exit::resource, path, "out of memory");
-        } catch (const std::runtime_error& err) {
-          throw cli::Error(device >= 0 ? cli::Exit::resource : cli::Exit::runtime, path, err.what());
-        }
+  std::vector<std::uint64_t> declared;
+  const auto res = image::run_ct_batch(
+      "preprocess", o.common.output, o.common, o.input, o.batch, io.in, device >= 0 ? 1 : 1 << 20,
+      [&](image::LoadedCt& ct, int nt) {
+        image::Array3 a = image::preprocess_volume(ct.volume, ct.hu, ct.spacing_zxy, recipe, nt);
+        return image::BatchItem{std::move(a.v), {1, static_cast<std::uint64_t>(a.d), static_cast<std::uint64_t>(a.h),
+                                                 static_cast<std::uint64_t>(a.w)}};
       },
-      [&](std::size_t i, Item&& it) {
-        if (!declared) {
-          declared_shape = {it.a.d, it.a.h, it.a.w};
-          w.add_dataset("volumes", dtype, {1, static_cast<std::uint64_t>(it.a.d), static_cast<std::uint64_t>(it.a.h),
-                                           static_cast<std::uint64_t>(it.a.w)});
-          declared = true;
+      [&](const std::string& id, image::BatchItem&& it) {
+        if (declared.empty()) {
+          declared = it.shape;
+          w.add_dataset("volumes", dtype, declared);
         }
-        if (it.a.d != declared_shape[0] || it.a.h != declared_shape[1] || it.a.w != declared_shape[2])
-          cli::fail_input(inputs[i], "gives {}x{}x{} voxels but the first volume gave {}x{}x{}; volumes in one file "
-                          "share a shape (set every --size value)", it.a.d, it.a.h, it.a.w, declared_shape[0],
-                          declared_shape[1], declared_shape[2]);
-        w.append("volumes", it.a.v.data());
-        w.add_id(it.id);
-        progress.tick();
-      },
-      [&](std::size_t i, std::exception_ptr ep) {
-        try {
-          std::rethrow_exception(ep);
-        } catch (const cli::Error& err) {
-          if (!o.keep_going) throw;
-          ++failed;
-          progress.tick();
-          cli::log_line(-1, "failed: " + err.line());
-          if (failures) failures->stream() << inputs[i] << '\t' << err.what() << '\n';
-        }
+        if (it.shape != declared)
+          cli::fail_input(id, "gives {}x{}x{} voxels but the first volume gave {}x{}x{}; volumes in one file share a "
+                          "shape (set every --size value)", it.shape[1], it.shape[2], it.shape[3], declared[1],
+                          declared[2], declared[3]);
+        w.append("volumes", it.values.data());
+        w.add_id(id);
       });
-  progress.finish();
-  if (!declared) {
-    // Every input failed: no output file is written.
-    cli::fail(cli::Exit::runtime, o.common.output, "no volume could be processed ({} failed)", failed);
-  }
   w.set_attr("window", std::vector<double>{o.window[0], o.window[1]});
   w.set_attr("spacing", std::vector<double>{o.spacing[0], o.spacing[1]});
   w.set_attr("size", std::vector<std::int64_t>{o.size[0], o.size[1], o.size[2]});
@@ -136,10 +78,9 @@ int run(const Options& o, cli::Io& io) {
   w.set_attr("recipe", std::string("hsenet-3d"));
   w.add_provenance({h5::provenance_record("hse-preprocess", cli::current_args())});
   w.commit();
-  if (failures) failures->commit();
-  cli::info("wrote {} volumes to {}{}", w.ids_size(), o.common.output,
-            failed ? fmt::format(" ({} failed)", failed) : std::string());
-  return failed ? static_cast<int>(cli::Exit::runtime) : 0;
+  cli::info("wrote {} volumes to {}{}", res.written, o.common.output,
+            res.failed ? fmt::format(" ({} failed)", res.failed) : std::string());
+  return res.failed ? static_cast<int>(cli::Exit::runtime) : 0;
 }
 
 }  // namespace hse::preprocess

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "hse/cli/cli.h"
-#include "hse/image/ct_input.h"
+#include "hse/image/ct_batch.h"
 
 namespace CLI {
 class App;
@@ -22,8 +22,7 @@ struct Options {
   bool no_crop = false;
   bool no_resample = false;
   std::string dtype = "float32";
-  bool keep_going = false;
-  std::string failures;
+  image::BatchOptions batch;
 };
 
 void declare(CLI::App& app, Options& o);

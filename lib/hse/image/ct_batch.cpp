@@ -1,0 +1,93 @@
+#include "hse/image/ct_batch.h"
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+#include "hse/cli/parallel.h"
+#include "hse/io/atomic.h"
+
+namespace hse::image {
+
+void add_batch_options(CLI::App& app, BatchOptions& o) {
+  app.add_flag("--keep-going", o.keep_going, "write the volumes that succeed, list failures, exit 1 if any failed");
+  app.add_option("--failures", o.failures, "with --keep-going: write the failed inputs and reasons (TSV) here");
+}
+
+namespace {
+struct Done {
+  std::string id;
+  BatchItem item;
+};
+}  // namespace
+
+BatchResult run_ct_batch(const std::string& what, const std::string& output, const cli::Common& common,
+                         const CtInputOptions& input, const BatchOptions& batch, std::istream& in, int max_workers,
+                         const std::function<BatchItem(LoadedCt&, int)>& work,
+                         const std::function<void(const std::string&, BatchItem&&)>& sink) {
+  const HuMode hu_mode = parse_hu_mode(input.hu);
+  const Metadata meta = input.metadata.empty() ? Metadata() : Metadata(input.metadata);
+  std::vector<std::string> inputs = collect_inputs(input, meta, in);
+  const auto [b, e] = common.shard.range(inputs.size());
+  inputs = std::vector<std::string>(inputs.begin() + static_cast<std::ptrdiff_t>(b),
+                                    inputs.begin() + static_cast<std::ptrdiff_t>(e));
+  if (inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", common.shard.index, common.shard.count);
+
+  std::unique_ptr<io::AtomicFile> failures;
+  if (!batch.failures.empty()) failures = std::make_unique<io::AtomicFile>(batch.failures);
+  const int threads = cli::resolve_threads(common.threads);
+  const int workers = std::max(1, std::min({static_cast<int>(inputs.size()), (threads + 1) / 2, max_workers}));
+  const int inner = std::max(1, threads / workers);
+  cli::verbose("{} inputs, {} workers x {} threads", inputs.size(), workers, inner);
+
+  BatchResult r;
+  cli::Progress progress(what, inputs.size(), common.progress);
+  cli::ordered_map<Done>(
+      inputs.size(), workers, inner,
+      [&](std::size_t i, int nt) {
+        const std::string& path = inputs[i];
+        try {
+          const auto t0 = std::chrono::steady_clock::now();
+          LoadedCt ct = load_ct(path, meta, hu_mode);
+          const auto t1 = std::chrono::steady_clock::now();
+          Done d{ct.id, work(ct, nt)};
+          const auto t2 = std::chrono::steady_clock::now();
+          cli::verbose("{}: read {:.3f} s, steps {:.3f} s", path, std::chrono::duration<double>(t1 - t0).count(),
+                       std::chrono::duration<double>(t2 - t1).count());
+          return d;
+        } catch (const cli::Error& err) {
+          if (err.file().empty()) throw cli::Error(err.code(), path, err.what(), err.hint());
+          throw;
+        } catch (const std::bad_alloc&) {
+          throw cli::Error(cli::Exit::resource, path, "out of memory");
+        } catch (const std::invalid_argument& err) {
+          throw cli::Error(cli::Exit::incompatible, path, err.what());
+        } catch (const std::runtime_error& err) {
+          throw cli::Error(cli::Exit::runtime, path, err.what());
+        }
+      },
+      [&](std::size_t, Done&& d) {
+        sink(d.id, std::move(d.item));
+        ++r.written;
+        progress.tick();
+      },
+      [&](std::size_t i, std::exception_ptr ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const cli::Error& err) {
+          if (!batch.keep_going) throw;
+          ++r.failed;
+          progress.tick();
+          cli::log_line(-1, "failed: " + err.line());
+          if (failures) failures->stream() << inputs[i] << '\t' << err.what() << '\n';
+        }
+      });
+  progress.finish();
+  if (r.written == 0) cli::fail(cli::Exit::runtime, output, "no volume could be processed ({} failed)", r.failed);
+  if (failures) failures->commit();
+  return r;
+}
+
+}  // namespace hse::image

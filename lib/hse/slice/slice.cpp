@@ -1,0 +1,88 @@
+#include "hse/slice/slice.h"
+
+#include <CLI/CLI.hpp>
+
+#include "hse/image/ct_batch.h"
+#include "hse/image/slice_ops.h"
+#include "hse/io/atomic.h"
+#include "hse/io/h5.h"
+
+namespace hse::slice {
+
+void declare(CLI::App& app, Options& o) {
+  cli::add_common(app, o.common, cli::kOutputRequired | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
+                  "output HDF5 file (kind slices)");
+  image::add_ct_input_options(app, o.input);
+  app.add_option("--window", o.window, "HU window LO HI: values are clamped to it, then divided by 1000")
+      ->delimiter(',')
+      ->expected(2)
+      ->default_str("-1000,1000");
+  app.add_option("--spacing", o.spacing, "target spacing Z XY in mm")->delimiter(',')->expected(2)->default_str("1.5,0.75");
+  app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
+  app.add_option("--slices", o.slices, "slices per volume (linspace over Z; a trilinear resize when Z is smaller)")
+      ->default_val(32)
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--jpeg-quality", o.jpeg_quality,
+                 "JPEG round trip of each 8-bit slice at this quality (95 reproduces HSENet's JPEG files); 0: none")
+      ->default_val(0)
+      ->check(CLI::Range(0, 100));
+  app.add_option("--image-size", o.image_size, "short side after the bicubic resize, and the centre crop")
+      ->default_val(224)
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+  image::add_batch_options(app, o.batch);
+}
+
+int run(const Options& o, cli::Io& io) {
+  if (o.window[0] >= o.window[1]) cli::fail_usage("--window: LO must be below HI");
+  if (o.spacing[0] <= 0 || o.spacing[1] <= 0) cli::fail_usage("--spacing: values must be positive");
+  if (o.slices < 1) cli::fail_usage("--slices: must be positive");
+  if (o.jpeg_quality < 0 || o.jpeg_quality > 100) cli::fail_usage("--jpeg-quality: must be in 0..100");
+  if (o.image_size < 1) cli::fail_usage("--image-size: must be positive");
+  const h5::DType dtype = h5::parse_dtype(o.dtype);
+
+  image::SliceRecipe recipe;
+  recipe.n_slices = o.slices;
+  recipe.jpeg_quality = o.jpeg_quality;
+  recipe.image_size = o.image_size;
+
+  h5::Writer w(o.common.output, "slices");
+  const std::uint64_t S = static_cast<std::uint64_t>(o.image_size);
+  w.add_dataset("slices", dtype, {static_cast<std::uint64_t>(o.slices), 3, S, S});
+  const auto res = image::run_ct_batch(
+      "slice", o.common.output, o.common, o.input, o.batch, io.in, 1 << 20,
+      [&](image::LoadedCt& ct, int nt) {
+        image::Array3 a = image::to_zxy_resampled(ct.volume, ct.hu, o.window[0], o.window[1], !o.no_resample,
+                                                  ct.spacing_zxy, o.spacing[0], o.spacing[1], nt);
+        ct.volume = {};
+        for (float& v : a.v) v /= 1000.0f;
+        cli::verbose("{}: {}x{}x{} voxels (Z,X,Y) after resampling", ct.id, a.d, a.h, a.w);
+        return image::BatchItem{image::make_slices(a, recipe, nt), {}};
+      },
+      [&](const std::string& id, image::BatchItem&& it) {
+        w.append("slices", it.values.data());
+        w.add_id(id);
+      });
+  const image::SliceRecipe defaults;
+  w.set_attr("window", std::vector<double>{o.window[0], o.window[1]});
+  w.set_attr("scale", 1000.0);
+  w.set_attr("spacing", std::vector<double>{o.spacing[0], o.spacing[1]});
+  w.set_attr("resample", static_cast<std::int64_t>(!o.no_resample));
+  w.set_attr("n_slices", static_cast<std::int64_t>(o.slices));
+  w.set_attr("jpeg_quality", static_cast<std::int64_t>(o.jpeg_quality));
+  w.set_attr("image_size", static_cast<std::int64_t>(o.image_size));
+  w.set_attr("mean", std::vector<double>(defaults.mean.begin(), defaults.mean.end()));
+  w.set_attr("std", std::vector<double>(defaults.stdev.begin(), defaults.stdev.end()));
+  w.set_attr("rotation", std::string("clockwise 90 (PIL rotate(-90, expand=True))"));
+  w.set_attr("interpolation", std::string("bicubic (Pillow)"));
+  w.set_attr("hu", o.input.hu);
+  w.set_attr("layout", std::string("N,S,C,H,W"));
+  w.set_attr("recipe", std::string("hsenet-2d"));
+  w.add_provenance({h5::provenance_record("hse-slice", cli::current_args())});
+  w.commit();
+  cli::info("wrote {} volumes ({} slices each) to {}{}", res.written, o.slices, o.common.output,
+            res.failed ? fmt::format(" ({} failed)", res.failed) : std::string());
+  return res.failed ? static_cast<int>(cli::Exit::runtime) : 0;
+}
+
+}  // namespace hse::slice
