@@ -66,7 +66,8 @@ TEST_CASE("CPU preprocess pipeline equals pipeline_ref") {
   image::VolumeRecipe r;
   r.size = {8, 16, 16};
   const std::array<double, 3> sp{2.0, 0.9, 0.8};
-  auto got = image::preprocess_volume(v, hu, sp, r, 2);
+  image::Volume consumed = v;
+  auto got = image::preprocess_volume(consumed, hu, sp, r, 2);
   // Reference: clamp, then pipeline_ref over the (Z, X, Y) view.
   std::vector<float> c(v.data.size());
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = std::min(std::max(v.data[i], -1000.f), 200.f);

@@ -119,15 +119,30 @@ void resize_trilinear(const float* src, std::int64_t d, std::int64_t h, std::int
 }
 
 namespace {
-// HU + clamp in place on a copy of the stored values (storage order).
-std::vector<float> hu_clamped(const Volume& v, const HuDecision& hu, double lo, double hi, int threads) {
-  std::vector<float> out(v.data.size());
+// HU + clamp, in place (storage order).
+void hu_clamp(Volume& v, const HuDecision& hu, double lo, double hi, int threads) {
+  std::vector<float>& out = v.data;
   const float a = hu.rescale ? static_cast<float>(hu.slope) : 1.f, b = hu.rescale ? static_cast<float>(hu.intercept) : 0.f;
   const float l = static_cast<float>(lo), hh = static_cast<float>(hi);
   const std::int64_t n = static_cast<std::int64_t>(out.size());
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) out[i] = std::min(std::max(a * v.data[i] + b, l), hh);
-  return out;
+  for (std::int64_t i = 0; i < n; ++i) out[i] = std::min(std::max(a * out[i] + b, l), hh);
+}
+
+// Resamples the clamped storage-order volume to [rz][ry][rx] (storage order).
+Array3 resample_storage(Volume& v, bool resample, std::array<double, 3> sp, double target_z, double target_xy,
+                        int threads) {
+  const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  if (!resample) return Array3{nz, ny, nx, std::move(v.data)};
+  // sp = (z, x, y) spacing; the storage array is [z][y][x].
+  const std::int64_t rz = resampled_size(nz, sp[0], target_z), rx = resampled_size(nx, sp[1], target_xy),
+                     ry = resampled_size(ny, sp[2], target_xy);
+  if (rz < 1 || rx < 1 || ry < 1)
+    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
+  Array3 r{rz, ry, rx, std::vector<float>(static_cast<std::size_t>(rz * ry * rx))};
+  resize_trilinear(v.data.data(), nz, ny, nx, Box{0, nz, 0, ny, 0, nx}, r.v.data(), rz, ry, rx, threads);
+  v.data = {};
+  return r;
 }
 
 // [z][y][x] storage -> [z][x][y] (tiled transpose of each plane).
@@ -145,27 +160,18 @@ Array3 transpose_xy(const float* src, std::int64_t nz, std::int64_t ny, std::int
 }
 }  // namespace
 
-Array3 to_zxy_resampled(const Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
+Array3 to_zxy_resampled(Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
                         std::array<double, 3> sp, double target_z, double target_xy, int threads) {
-  const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
-  std::vector<float> c = hu_clamped(v, hu, lo, hi, threads);
-  if (!resample) return transpose_xy(c.data(), nz, ny, nx, threads);
-  // sp = (z, x, y) spacing; the storage array is [z][y][x].
-  const std::int64_t rz = resampled_size(nz, sp[0], target_z), rx = resampled_size(nx, sp[1], target_xy),
-                     ry = resampled_size(ny, sp[2], target_xy);
-  if (rz < 1 || rx < 1 || ry < 1)
-    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
-  std::vector<float> r(static_cast<std::size_t>(rz * ry * rx));
-  resize_trilinear(c.data(), nz, ny, nx, Box{0, nz, 0, ny, 0, nx}, r.data(), rz, ry, rx, threads);
-  c = {};
-  return transpose_xy(r.data(), rz, ry, rx, threads);
+  hu_clamp(v, hu, lo, hi, threads);
+  const Array3 r = resample_storage(v, resample, sp, target_z, target_xy, threads);
+  return transpose_xy(r.v.data(), r.d, r.h, r.w, threads);
 }
 
-Array3 preprocess_volume(const Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
+Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
                          int threads) {
   const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  hu_clamp(v, hu, r.window_lo, r.window_hi, threads);
   if (r.device >= 0) {
-    std::vector<float> c = hu_clamped(v, hu, r.window_lo, r.window_hi, threads);
     kernels::PipelineSpec ps;
     ps.d = nz;
     ps.h = nx;
@@ -178,49 +184,48 @@ Array3 preprocess_volume(const Volume& v, const HuDecision& hu, std::array<doubl
     for (int i = 0; i < 3; ++i) ps.out[i] = r.size[i];
     std::int64_t od[3];
     Array3 out;
-    out.v = kernels::pipeline_cuda(c.data(), ps, od, r.device);
+    out.v = kernels::pipeline_cuda(v.data.data(), ps, od, r.device);
     out.d = od[0];
     out.h = od[1];
     out.w = od[2];
     return out;
   }
-  Array3 a = to_zxy_resampled(v, hu, r.window_lo, r.window_hi, r.resample, sp, r.target_z, r.target_xy, threads);
-  // Min-max to [0, 1] with the foreground box found in the same pass.
+  // Resample in storage order [z][y][x], then one pass that min-max normalises,
+  // transposes to (Z, X, Y) and finds the foreground box.
+  const Array3 s = resample_storage(v, r.resample, sp, r.target_z, r.target_xy, threads);
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-  const std::int64_t n = static_cast<std::int64_t>(a.v.size());
+  const std::int64_t n = static_cast<std::int64_t>(s.v.size());
 #pragma omp parallel for num_threads(threads) reduction(min : lo) reduction(max : hi)
   for (std::int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, a.v[i]);
-    hi = std::max(hi, a.v[i]);
+    lo = std::min(lo, s.v[i]);
+    hi = std::max(hi, s.v[i]);
   }
   const float den = std::max(hi - lo, 1e-8f);
+  Array3 a{s.d, s.w, s.h, std::vector<float>(s.v.size())};  // [z][x][y]
+  std::int64_t z0 = a.d, z1 = 0, x0 = a.h, x1 = 0, y0 = a.w, y1 = 0;
+  constexpr std::int64_t T = 32;
+  const std::int64_t sy = s.h, sx = s.w;
+#pragma omp parallel for num_threads(threads) collapse(2) reduction(min : z0, y0, x0) reduction(max : z1, y1, x1)
+  for (std::int64_t z = 0; z < s.d; ++z)
+    for (std::int64_t yb = 0; yb < sy; yb += T)
+      for (std::int64_t xb = 0; xb < sx; xb += T)
+        for (std::int64_t y = yb; y < std::min(yb + T, sy); ++y)
+          for (std::int64_t x = xb; x < std::min(xb + T, sx); ++x) {
+            const float t = (s.v[(z * sy + y) * sx + x] - lo) / den;
+            a.v[(z * sx + x) * sy + y] = t;
+            if (t > 0) {
+              z0 = std::min(z0, z);
+              z1 = std::max(z1, z + 1);
+              x0 = std::min(x0, x);
+              x1 = std::max(x1, x + 1);
+              y0 = std::min(y0, y);
+              y1 = std::max(y1, y + 1);
+            }
+          }
   Box b{0, a.d, 0, a.h, 0, a.w};
-  std::int64_t z0 = a.d, z1 = 0, y0 = a.h, y1 = 0, x0 = a.w, x1 = 0;
-#pragma omp parallel for num_threads(threads) reduction(min : z0, y0, x0) reduction(max : z1, y1, x1)
-  for (std::int64_t z = 0; z < a.d; ++z)
-    for (std::int64_t y = 0; y < a.h; ++y) {
-      float* row = a.v.data() + (z * a.h + y) * a.w;
-      std::int64_t first = -1, last = -1;
-      for (std::int64_t x = 0; x < a.w; ++x) {
-        const float t = (row[x] - lo) / den;
-        row[x] = t;
-        if (t > 0) {
-          if (first < 0) first = x;
-          last = x;
-        }
-      }
-      if (first >= 0) {
-        z0 = std::min(z0, z);
-        z1 = std::max(z1, z + 1);
-        y0 = std::min(y0, y);
-        y1 = std::max(y1, y + 1);
-        x0 = std::min(x0, first);
-        x1 = std::max(x1, last + 1);
-      }
-    }
   if (r.crop) {
     if (z1 == 0) cli::fail(cli::Exit::incompatible, "", "no foreground voxels (> 0) after normalisation (a constant volume?)");
-    b = Box{z0, z1, y0, y1, x0, x1};
+    b = Box{z0, z1, x0, x1, y0, y1};
   }
   const std::int64_t od = r.size[0] ? r.size[0] : b.z1 - b.z0, oh = r.size[1] ? r.size[1] : b.y1 - b.y0,
                      ow = r.size[2] ? r.size[2] : b.x1 - b.x0;

@@ -56,13 +56,14 @@ struct VolumeRecipe {
   std::array<std::int64_t, 3> size{32, 256, 256};
   int device = -1;  // -1 CPU, else the CUDA device index
 };
-// `spacing_zxy`: the (z, x, y) spacing to resample from.
-Array3 preprocess_volume(const Volume& v, const HuDecision& hu, std::array<double, 3> spacing_zxy,
+// `spacing_zxy`: the (z, x, y) spacing to resample from. Consumes v.data.
+Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> spacing_zxy,
                          const VolumeRecipe& r, int threads);
 
 // HU, clamp and (Z, X, Y) view without resampling, then resampled: the common
 // start of the 3-D and 2-D branches. Returns [Z'][X'][Y'] (not normalised).
-Array3 to_zxy_resampled(const Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
+// Consumes v.data (clamped in place, then released).
+Array3 to_zxy_resampled(Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
                         std::array<double, 3> spacing_zxy, double target_z, double target_xy, int threads);
 
 }  // namespace hse::image
