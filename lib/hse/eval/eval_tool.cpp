@@ -1,0 +1,457 @@
+#include "hse/eval/eval_tool.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <istream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hse/eval/bleu.h"
+#include "hse/eval/labeler.h"
+#include "hse/eval/meteor.h"
+#include "hse/eval/retrieval.h"
+#include "hse/eval/rouge.h"
+#include "hse/eval/vqa.h"
+#include "hse/io/atomic.h"
+#include "hse/io/csv.h"
+
+namespace hse::eval {
+
+std::string clean_hsenet(const std::string& s) {
+  std::string o;
+  for (char c : s)
+    if (c != '"' && c != '\'' && c != '(' && c != ')') o += c;
+  return o;
+}
+
+std::string strip(const std::string& s) { return py_strip(s); }
+
+void declare(CLI::App& app, Options& o) {
+  app.require_subcommand(1);
+  auto common = [&](CLI::App* sub, const std::string& input_help) {
+    sub->add_option("input", o.input, input_help)->default_val("-");
+    sub->add_option("--references", o.references,
+                    "references: CT-RATE reports CSV, RadGenome VQA CSV, or JSONL {\"id\", \"reference\"}");
+    sub->add_flag("--json", o.json, "print a JSON object instead of the metric<TAB>value table");
+    sub->add_option("--per-item", o.per_item, "write per-sample scores (TSV) to this file");
+    sub->add_option("--fail-under", o.fail_under, "metric=value: exit 5 when the metric is below value (repeatable)")
+        ->allow_extra_args(false);
+    cli::add_common(*sub, o.common, cli::kVerbosity);
+  };
+  auto text_options = [&](CLI::App* sub) {
+    sub->add_option("--ref-column", o.ref_column, "reports CSV column with the reference text")->default_val("Findings_EN");
+    sub->add_option("--smooth", o.smooth, "BLEU smoothing (sacrebleu): none, floor, add-k, exp")
+        ->default_val("none")
+        ->check(CLI::IsMember({"none", "floor", "add-k", "exp"}));
+    sub->add_option("--smooth-value", o.smooth_value, "smoothing value for floor (0.1) and add-k (1)");
+    sub->add_flag("--stem", o.stem, "ROUGE with rouge-score's Porter stemmer");
+    sub->add_option("--compat", o.compat, "hsenet: score as HSENet's evaluation scripts (cleaned references)")
+        ->check(CLI::IsMember({"hsenet"}));
+    sub->add_flag("--clean-references", o.clean_references, "remove \" ' ( ) from references (HSENet's cleaning)");
+    sub->add_option("--wordnet", o.wordnet, "WordNet 3.0 database directory (Debian wordnet-base)")
+        ->default_val("/usr/share/wordnet");
+    sub->add_flag("--allow-missing", o.allow_missing, "score only the references that have predictions");
+  };
+  auto* rep = app.add_subcommand("report", "report generation: BLEU variants, ROUGE, METEOR, clinical efficacy");
+  common(rep, "predictions JSONL {\"id\", \"prediction\", \"reference\"?} ('-': stdin)");
+  text_options(rep);
+  rep->callback([&o] { o.task = "report"; });
+  auto* vqa = app.add_subcommand("vqa", "location VQA: major/minor class accuracy, per-region P/R/F1, text metrics");
+  common(vqa, "predictions JSONL {\"id\", \"prediction\", \"reference\"?} ('-': stdin)");
+  text_options(vqa);
+  vqa->callback([&o] { o.task = "vqa"; });
+  auto* ret = app.add_subcommand("retrieval", "retrieval: R@K, volume-to-volume label precision@K");
+  common(ret, "rankings TSV: query_id<TAB>rank<TAB>item_id<TAB>score ('-': stdin)");
+  ret->add_option("--pairs", o.pairs, "TSV query_id<TAB>item_id of the true pairs (default: the same id)");
+  ret->add_option("--labels", o.labels, "CT-RATE labels CSV: volume-to-volume label-Jaccard metrics");
+  ret->add_option("--ks", o.ks, "K values, comma-separated (default 1,5,10,50,100; 1,5,10,50 with --labels)");
+  ret->callback([&o] { o.task = "retrieval"; });
+}
+
+std::vector<Prediction> read_predictions(std::istream& in, const std::string& name) {
+  std::vector<Prediction> out;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (strip(line).empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      cli::fail_input(name, "line {}: malformed JSON", n);
+    }
+    if (!j.is_object()) cli::fail_input(name, "line {}: expected a JSON object", n);
+    Prediction p;
+    p.line = n;
+    if (!j.contains("id") || !(j["id"].is_string() || j["id"].is_number()))
+      cli::fail_input(name, "line {}: no \"id\"", n);
+    p.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+    if (!j.contains("prediction") || !j["prediction"].is_string())
+      cli::fail_input(name, "line {}: no \"prediction\" string", n);
+    p.prediction = j["prediction"].get<std::string>();
+    if (j.contains("reference") && !j["reference"].is_null()) {
+      if (!j["reference"].is_string()) cli::fail_input(name, "line {}: \"reference\" is not a string", n);
+      p.reference = j["reference"].get<std::string>();
+      p.has_reference = true;
+    }
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) cli::fail_input(name, "no predictions (empty input)");
+  return out;
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// References by id: CT-RATE reports CSV (VolumeName + column), RadGenome VQA CSV
+// (Volumename, Anatomy, Abnormality -> id "Volumename|Abnormality"), or JSONL.
+std::map<std::string, std::string> read_references(const Options& o) {
+  std::map<std::string, std::string> refs;
+  const std::string& f = o.references;
+  if (ends_with(f, ".csv")) {
+    const io::Table t = io::read_csv(f);
+    if (auto vn = t.find_col("VolumeName")) {
+      const std::size_t c = t.col(o.ref_column);
+      for (const auto& r : t.rows) refs[r[*vn]] = r[c];
+    } else if (auto vq = t.find_col("Volumename")) {
+      const std::size_t an = t.col("Anatomy");
+      const auto ab = t.find_col("Abnormality");
+      for (const auto& r : t.rows) refs[ab ? r[*vq] + "|" + r[*ab] : r[*vq]] = r[an];
+    } else {
+      cli::fail_input(f, "neither a CT-RATE reports CSV (VolumeName) nor a RadGenome CSV (Volumename)");
+    }
+  } else {
+    std::istringstream in(io::read_file(f));
+    std::string line;
+    std::size_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (strip(line).empty()) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const std::exception&) {
+        cli::fail_input(f, "line {}: malformed JSON", n);
+      }
+      if (!j.is_object() || !j.contains("id") || !j.contains("reference") || !j["reference"].is_string())
+        cli::fail_input(f, "line {}: expected {{\"id\", \"reference\"}}", n);
+      refs[j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump()] = j["reference"].get<std::string>();
+    }
+  }
+  if (refs.empty()) cli::fail_input(f, "no references");
+  return refs;
+}
+
+
+struct Pair {
+  std::string id, pred, ref;
+};
+
+// Joins predictions with references; every reference (when a file is given) needs a prediction
+// unless --allow-missing, every prediction needs a reference, ids are unique.
+std::vector<Pair> join(const Options& o, const std::vector<Prediction>& preds, const std::string& name) {
+  std::map<std::string, std::string> refs;
+  if (!o.references.empty()) refs = read_references(o);
+  std::vector<Pair> out;
+  std::map<std::string, std::size_t> seen;
+  for (const auto& p : preds) {
+    if (!seen.emplace(p.id, p.line).second)
+      cli::fail_input(name, "line {}: id '{}' repeats line {}", p.line, p.id, seen[p.id]);
+    std::string ref;
+    if (!refs.empty()) {
+      auto it = refs.find(p.id);
+      if (it == refs.end()) cli::fail_input(name, "line {}: id '{}' has no reference in {}", p.line, p.id, o.references);
+      ref = it->second;
+    } else if (p.has_reference) {
+      ref = p.reference;
+    } else {
+      throw cli::Error(cli::Exit::incompatible, name, fmt::format("line {}: id '{}' has no \"reference\"", p.line, p.id),
+                       "give --references FILE or a \"reference\" field");
+    }
+    out.push_back({p.id, p.prediction, ref});
+  }
+  if (!refs.empty() && !o.allow_missing && out.size() != refs.size())
+    throw cli::Error(cli::Exit::incompatible, name,
+                     fmt::format("{} predictions for {} references in {}", out.size(), refs.size(), o.references),
+                     "score a subset with --allow-missing");
+  return out;
+}
+
+using Table = std::vector<std::pair<std::string, double>>;
+
+// Per-sample text metrics and their means; corpus BLEU over all pairs.
+void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
+                  std::vector<std::vector<std::pair<std::string, double>>>& per_item) {
+  const Smooth sm = parse_smooth(o.smooth);
+  const double sv = o.smooth_value;  // <= 0: sacrebleu's default for the method
+  std::vector<std::string> hyps, refs;
+  for (const auto& p : pairs) {
+    hyps.push_back(p.pred);
+    refs.push_back(p.ref);
+  }
+  const BleuResult corpus = corpus_bleu(hyps, refs, sm, sv);
+  for (int n = 0; n < 4; ++n) t.emplace_back(fmt::format("bleu{}", n + 1), corpus.bleu[n]);
+  const WordNet& wn = WordNet::load(o.wordnet);
+  double sb[4] = {0, 0, 0, 0}, hp[4] = {0, 0, 0, 0}, r1 = 0, r2 = 0, rl = 0, me = 0;
+  per_item.resize(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto& p = pairs[i];
+    auto& row = per_item[i];
+    const BleuResult s = sentence_bleu(p.pred, p.ref, sm, sv);
+    const auto prec = hf_bleu_precisions(p.pred, p.ref);
+    const RougeResult r = rouge(p.pred, p.ref, o.stem);
+    const double m = meteor(meteor_tokenize(p.ref), meteor_tokenize(p.pred), wn);
+    for (int n = 0; n < 4; ++n) {
+      sb[n] += s.bleu[n];
+      hp[n] += prec[static_cast<std::size_t>(n)];
+      row.emplace_back(fmt::format("sentence_bleu{}", n + 1), s.bleu[n]);
+    }
+    for (int n = 0; n < 4; ++n) row.emplace_back(fmt::format("bleu{}_precision", n + 1), prec[static_cast<std::size_t>(n)]);
+    row.emplace_back("rouge1", r.rouge1.fmeasure);
+    row.emplace_back("rouge2", r.rouge2.fmeasure);
+    row.emplace_back("rougeL", r.rougeL.fmeasure);
+    row.emplace_back("meteor", m);
+    r1 += r.rouge1.fmeasure;
+    r2 += r.rouge2.fmeasure;
+    rl += r.rougeL.fmeasure;
+    me += m;
+  }
+  const double n = static_cast<double>(pairs.size());
+  for (int k = 0; k < 4; ++k) t.emplace_back(fmt::format("sentence_bleu{}", k + 1), sb[k] / n);
+  for (int k = 0; k < 4; ++k) t.emplace_back(fmt::format("bleu{}_precision", k + 1), hp[k] / n);
+  t.emplace_back("rouge1", r1 / n);
+  t.emplace_back("rouge2", r2 / n);
+  t.emplace_back("rougeL", rl / n);
+  t.emplace_back("meteor", me / n);
+}
+
+void write_outputs(const Options& o, cli::Io& io, const Table& t, const std::vector<Pair>& pairs,
+                   const std::vector<std::vector<std::pair<std::string, double>>>& per_item) {
+  if (!o.per_item.empty()) {
+    io::AtomicFile f(o.per_item);
+    f.stream() << "id";
+    if (!per_item.empty())
+      for (const auto& [k, v] : per_item[0]) f.stream() << '\t' << k;
+    f.stream() << '\n';
+    for (std::size_t i = 0; i < per_item.size(); ++i) {
+      f.stream() << pairs[i].id;
+      for (const auto& [k, v] : per_item[i]) f.stream() << '\t' << fmt::format("{:.6f}", v);
+      f.stream() << '\n';
+    }
+    f.commit();
+  }
+  if (o.json) {
+    nlohmann::ordered_json j;
+    for (const auto& [k, v] : t) j[k] = v;
+    io.out << j.dump(2) << '\n';
+  } else {
+    io.out << "metric\tvalue\n";
+    for (const auto& [k, v] : t) io.out << k << '\t' << fmt::format("{:.6f}", v) << '\n';
+  }
+  io.out.flush();
+}
+
+int check_fail_under(const Options& o, const Table& t) {
+  int rc = 0;
+  for (const auto& spec : o.fail_under) {
+    const auto eq = spec.find('=');
+    double want = 0;
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument("no =");
+      want = std::stod(spec.substr(eq + 1));
+    } catch (const std::exception&) {
+      cli::fail_usage("--fail-under: '{}' is not of the form metric=value", spec);
+    }
+    const std::string name = spec.substr(0, eq);
+    auto it = std::find_if(t.begin(), t.end(), [&](const auto& kv) { return kv.first == name; });
+    if (it == t.end()) cli::fail_usage("--fail-under: no metric '{}' in this task", name);
+    if (it->second < want) {
+      cli::log_line(-1, fmt::format("check failed: {} {:.6f} < {}", name, it->second, want));
+      rc = static_cast<int>(cli::Exit::check_failed);
+    }
+  }
+  return rc;
+}
+
+std::string slug(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');
+  return o;
+}
+
+std::vector<int> parse_ks(const std::string& s, std::vector<int> fallback) {
+  if (s.empty()) return fallback;
+  std::vector<int> ks;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      std::size_t p = 0;
+      const int k = std::stoi(part, &p);
+      if (p != part.size() || k < 1) throw std::invalid_argument("k");
+      ks.push_back(k);
+    } catch (const std::exception&) {
+      cli::fail_usage("--ks: '{}' is not a comma-separated list of positive integers", s);
+    }
+  }
+  return ks;
+}
+
+// Rankings TSV: query_id, rank, item_id[, score]; an optional header line starting with "query_id".
+void retrieval_metrics(const Options& o, std::istream& in, const std::string& name, Table& t) {
+  std::map<std::string, std::vector<std::pair<long, std::string>>> by_query;
+  std::vector<std::string> order;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, '\t');) f.push_back(x);
+    if (n == 1 && !f.empty() && f[0] == "query_id") continue;
+    if (f.size() < 3 || f.size() > 4) cli::fail_input(name, "line {}: expected query_id<TAB>rank<TAB>item_id<TAB>score", n);
+    long rank = 0;
+    try {
+      std::size_t p = 0;
+      rank = std::stol(f[1], &p);
+      if (p != f[1].size() || rank < 1) throw std::invalid_argument("rank");
+    } catch (const std::exception&) {
+      cli::fail_input(name, "line {}: rank '{}' is not a positive integer", n, f[1]);
+    }
+    if (!by_query.count(f[0])) order.push_back(f[0]);
+    by_query[f[0]].emplace_back(rank, f[2]);
+  }
+  if (order.empty()) cli::fail_input(name, "no rankings (empty input)");
+  std::vector<std::vector<std::string>> rankings;
+  for (const auto& q : order) {
+    auto& v = by_query[q];
+    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> items;
+    for (auto& [r, it] : v) items.push_back(it);
+    rankings.push_back(std::move(items));
+  }
+  if (!o.labels.empty()) {
+    const io::Table lt = io::read_csv(o.labels);
+    const std::size_t idc = lt.col("VolumeName");
+    if (lt.header.size() < 19) cli::fail_input(o.labels, "expected VolumeName and 18 label columns");
+    LabelMap labels;
+    for (std::size_t r = 0; r < lt.rows.size(); ++r) {
+      LabelVec v{};
+      for (std::size_t c = 0, k = 0; c < lt.header.size() && k < 18; ++c) {
+        if (c == idc) continue;
+        v[k++] = lt.rows[r][c] == "1" || lt.rows[r][c] == "1.0" ? 1 : 0;
+      }
+      labels[lt.rows[r][idc]] = v;
+    }
+    for (auto& r : rankings) r = v2v_filter_ranking(r, labels);
+    const auto ks = parse_ks(o.ks, {1, 5, 10, 50});
+    const auto p = v2v_precision_at_k(order, rankings, labels, ks);
+    const auto c = v2v_map_cumulative(order, rankings, labels, ks);
+    for (std::size_t i = 0; i < ks.size(); ++i) t.emplace_back(fmt::format("precision@{}", ks[i]), p[i]);
+    for (std::size_t i = 0; i < ks.size(); ++i) t.emplace_back(fmt::format("map_cumulative@{}", ks[i]), c[i]);
+    return;
+  }
+  std::map<std::string, std::string> truth;
+  if (!o.pairs.empty()) {
+    std::stringstream ps(io::read_file(o.pairs));
+    std::size_t m = 0;
+    while (std::getline(ps, line)) {
+      ++m;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      const auto tab = line.find('\t');
+      if (tab == std::string::npos) cli::fail_input(o.pairs, "line {}: expected query_id<TAB>item_id", m);
+      truth[line.substr(0, tab)] = line.substr(tab + 1);
+    }
+  }
+  std::vector<std::string> positives;
+  for (const auto& q : order) {
+    if (o.pairs.empty()) {
+      positives.push_back(q);
+    } else {
+      auto it = truth.find(q);
+      if (it == truth.end()) cli::fail_input(o.pairs, "query '{}' has no pair", q);
+      positives.push_back(it->second);
+    }
+  }
+  for (int k : parse_ks(o.ks, {1, 5, 10, 50, 100}))
+    t.emplace_back(fmt::format("recall@{}", k), recall_at_k(rankings, positives, k));
+}
+
+}  // namespace
+
+int run(const Options& o, cli::Io& io) {
+  const std::string name = o.input == "-" ? "<stdin>" : o.input;
+  std::unique_ptr<std::istream> file;
+  std::istream* in = &io.in;
+  if (o.input != "-") {
+    file = std::make_unique<std::istringstream>(io::read_file(o.input));
+    in = file.get();
+  }
+  Table t;
+  std::vector<Pair> pairs;
+  std::vector<std::vector<std::pair<std::string, double>>> per_item;
+  if (o.task == "report" || o.task == "vqa") {
+    pairs = join(o, read_predictions(*in, name), name);
+    const bool clean = o.clean_references || o.compat == "hsenet";
+    for (auto& p : pairs) {
+      p.pred = strip(p.pred);
+      p.ref = strip(clean ? clean_hsenet(p.ref) : p.ref);
+    }
+    if (o.task == "vqa") {
+      std::vector<std::string> preds, answers;
+      for (const auto& p : pairs) {
+        preds.push_back(p.pred);
+        answers.push_back(p.ref);
+      }
+      const VqaScores v = score_vqa(preds, answers);
+      t.emplace_back("acc_major", v.acc_class);
+      t.emplace_back("acc_minor", v.acc_text);
+      t.emplace_back("region_micro_precision", v.accuracy);
+      t.emplace_back("region_micro_recall", v.accuracy);
+      t.emplace_back("region_micro_f1", v.accuracy);
+      t.emplace_back("region_macro_precision", v.macro_precision);
+      t.emplace_back("region_macro_recall", v.macro_recall);
+      t.emplace_back("region_macro_f1", v.macro_f1);
+      for (int c = 0; c < kNumMajorClasses; ++c)
+        if (v.present[static_cast<std::size_t>(c)])
+          t.emplace_back("region_f1_" + slug(kMajorClasses[static_cast<std::size_t>(c)]), v.f1[static_cast<std::size_t>(c)]);
+    }
+    text_metrics(o, pairs, t, per_item);
+    if (o.task == "report") {
+      std::vector<Labels> lp, lr;
+      for (const auto& p : pairs) {
+        lp.push_back(extract_labels(p.pred));
+        lr.push_back(extract_labels(p.ref));
+      }
+      const LabelScores ls = score_labels(lp, lr);
+      t.emplace_back("ce_micro_precision", ls.micro_precision);
+      t.emplace_back("ce_micro_recall", ls.micro_recall);
+      t.emplace_back("ce_micro_f1", ls.micro_f1);
+      t.emplace_back("ce_macro_precision", ls.macro_precision);
+      t.emplace_back("ce_macro_recall", ls.macro_recall);
+      t.emplace_back("ce_macro_f1", ls.macro_f1);
+      t.emplace_back("ce_exact_match", ls.exact_match);
+      for (std::size_t c = 0; c < static_cast<std::size_t>(kNumLabels); ++c)
+        if (ls.support[c] + ls.fp[c] > 0) t.emplace_back("ce_f1_" + slug(kLabelNames[c]), ls.f1[c]);
+    }
+  } else {
+    retrieval_metrics(o, *in, name, t);
+  }
+  write_outputs(o, io, t, pairs, per_item);
+  return check_fail_under(o, t);
+}
+
+}  // namespace hse::eval

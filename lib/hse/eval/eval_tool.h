@@ -1,0 +1,55 @@
+// hse-eval: report, VQA and retrieval metrics, each under its own precise name
+// (see man/hse-eval.1 for every definition and the mapping to published tables).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hse/cli/cli.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hse::eval {
+
+struct Options {
+  cli::Common common;
+  std::string task;                     // report | vqa | retrieval
+  std::string input = "-";              // predictions JSONL or rankings TSV ("-": stdin)
+  std::string references;               // CSV (CT-RATE reports, RadGenome VQA) or JSONL
+  std::string ref_column = "Findings_EN";
+  bool json = false;
+  std::string per_item;                 // per-sample scores (TSV)
+  std::vector<std::string> fail_under;  // metric=value
+  std::string smooth = "none";
+  double smooth_value = 0;
+  bool stem = false;
+  std::string compat;                   // "hsenet"
+  bool clean_references = false;
+  std::string wordnet = "/usr/share/wordnet";
+  bool allow_missing = false;
+  std::string pairs;                    // retrieval: TSV query_id<TAB>item_id
+  std::string labels;                   // retrieval: CT-RATE labels CSV (volume-to-volume)
+  std::string ks;                       // retrieval: comma-separated K values
+};
+
+// Registers the task subcommands (report, vqa, retrieval) and their options.
+void declare(CLI::App& app, Options& o);
+int run(const Options& o, cli::Io& io);
+
+// HSENet's reference cleaning: removes ", ', ( and ).
+std::string clean_hsenet(const std::string& s);
+// Python's str.strip() for ASCII whitespace.
+std::string strip(const std::string& s);
+
+struct Prediction {
+  std::string id, prediction, reference;
+  bool has_reference = false;
+  std::size_t line = 0;
+};
+// Reads predictions JSONL ({"id", "prediction", "reference"?}); errors name the file and line.
+std::vector<Prediction> read_predictions(std::istream& in, const std::string& name);
+
+}  // namespace hse::eval
