@@ -7,6 +7,7 @@
 // word as given (before lowercasing). tests/parity/test_meteor.py compares it
 // with nltk on thousands of WordNet lemmas.
 #include "hse/eval/porter.h"
+#include "hse/text/utf8.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -17,71 +18,8 @@ namespace hse::eval {
 
 namespace {
 
-// ---------------------------------------------------------------- UTF-8 <-> code points
-// Invalid bytes decode to U+DC80..U+DCFF and encode back to the same byte
-// (Python's surrogateescape), so nothing is lost.
-std::u32string decode(std::string_view s) {
-  std::u32string out;
-  out.reserve(s.size());
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char b = p[i];
-    char32_t cp = 0;
-    std::size_t len = 0;
-    if (b < 0x80) {
-      out.push_back(b);
-      ++i;
-      continue;
-    } else if (b >= 0xC2 && b <= 0xDF) {
-      cp = b & 0x1F, len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      cp = b & 0x0F, len = 3;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      cp = b & 0x07, len = 4;
-    }
-    bool ok = len != 0 && i + len <= n;
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (ok) {
-      // Reject overlong forms, surrogates and values past U+10FFFF.
-      if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-          (cp >= 0xD800 && cp <= 0xDFFF))
-        ok = false;
-    }
-    if (!ok) {
-      out.push_back(0xDC00 + b);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += len;
-  }
-  return out;
-}
-
-void encode_to(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c >= 0xDC80 && c <= 0xDCFF) {
-    out.push_back(static_cast<char>(c - 0xDC00));  // an escaped invalid byte
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
+std::u32string decode(std::string_view s) { return text::utf8_decode(s); }
+void encode_to(std::string& out, char32_t c) { text::utf8_append(out, c); }
 
 std::string encode(const std::u32string& s) {
   std::string out;
@@ -92,13 +30,12 @@ std::string encode(const std::u32string& s) {
 
 // ---------------------------------------------------------------- Unicode tables
 // Generated with CPython 3.11.7 (unicodedata 14.0.0) by probing str.lower() and
-// str.split() over every code point:
+// over every code point (str.split()'s spaces: text::py_isspace):
 //   kLower: chr(c).lower() == chr(c + delta) for c in start..end step stride
 //           (the only multi-character result, U+0130 -> U+0069 U+0307, is special-cased);
 //   kCaseIgnorable / kCased: the two classes CPython's Final_Sigma test looks at
 //           (kCased lists cased code points that are not case-ignorable; the test
 //           skips case-ignorable ones whatever their casedness);
-//   kSpace: the code points str.split() splits on.
 struct LowerRange {
   char32_t start, end;
   int stride;
@@ -271,10 +208,6 @@ constexpr CpRange kCased[] = {
     {0x1D78A, 0x1D7A8}, {0x1D7AA, 0x1D7C2}, {0x1D7C4, 0x1D7CB}, {0x1DF00, 0x1DF09}, {0x1DF0B, 0x1DF1E},
     {0x1E900, 0x1E943}, {0x1F130, 0x1F149}, {0x1F150, 0x1F169}, {0x1F170, 0x1F189},
 };
-constexpr char32_t kSpace[] = {
-    0x9, 0xA, 0xB, 0xC, 0xD, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003,
-    0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
-};
 
 template <std::size_t N>
 bool in_ranges(const CpRange (&t)[N], char32_t c) {
@@ -294,7 +227,7 @@ char32_t lower_simple(char32_t c) {
   return static_cast<char32_t>(static_cast<std::int64_t>(c) + it->delta);
 }
 
-bool is_space(char32_t c) { return std::binary_search(std::begin(kSpace), std::end(kSpace), c); }
+bool is_space(char32_t c) { return text::py_isspace(c); }
 
 std::u32string lower_u32(const std::u32string& s) {
   std::u32string out;
