@@ -1,7 +1,19 @@
-# hse_add_tool(<verb>): builds tools/hse-<verb>/main.cpp into bin/hse-<verb>, linked to libhse.
+# hse_add_tool(<verb>): builds tools/hse-<verb>/main.cpp into bin/hse-<verb>, linked to libhse,
+# and to libhse_model (LibTorch) when tools/hse-<verb>/TORCH exists.
 function(hse_add_tool verb)
+  set(_torch_tool OFF)
+  if(EXISTS ${PROJECT_SOURCE_DIR}/tools/hse-${verb}/TORCH)
+    set(_torch_tool ON)
+    if(NOT TARGET hse_model)
+      message(STATUS "hse: hse-${verb} needs LibTorch (HSE_WITH_TORCH=OFF): not built")
+      return()
+    endif()
+  endif()
   add_executable(hse-${verb} ${PROJECT_SOURCE_DIR}/tools/hse-${verb}/main.cpp)
   target_link_libraries(hse-${verb} PRIVATE hse)
+  if(_torch_tool)
+    target_link_libraries(hse-${verb} PRIVATE hse_model)
+  endif()
   install(TARGETS hse-${verb} RUNTIME DESTINATION bin)
 endfunction()
 

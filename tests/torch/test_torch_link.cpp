@@ -9,6 +9,11 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <string>
+
+namespace hse::model {
+const char* torch_version();
+}
 
 TEST_CASE("std::filesystem and LibTorch in one binary") {
   namespace fs = std::filesystem;
@@ -18,4 +23,5 @@ TEST_CASE("std::filesystem and LibTorch in one binary") {
   const auto x = torch::arange(6, torch::kFloat32).reshape({2, 3});
   DOCTEST_CHECK(x.sum().item<float>() == doctest::Approx(15.0f));
   DOCTEST_CHECK(torch::mm(x, x.t()).size(0) == 2);
+  DOCTEST_CHECK(std::string(hse::model::torch_version()).rfind("2.11", 0) == 0);
 }
