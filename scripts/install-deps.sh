@@ -41,7 +41,9 @@ for spec in "${PY_PACKAGES[@]}"; do
   if [ -z "$have" ] || { [ "$want" != "$spec" ] && [ "${have%%+*}" != "$want" ]; }; then need+=("$spec"); fi
 done
 if [ ${#need[@]} -gt 0 ]; then
+  # Install the whole pinned set together, so that one package's dependencies
+  # (e.g. timm -> torchvision -> torch) cannot move another pin.
   echo "install-deps: pip: ${need[*]}" >&2
-  $PY -m pip install -q "${need[@]}"
+  $PY -m pip install -q "${PY_PACKAGES[@]}"
 fi
 echo "install-deps: done ($PY)" >&2
