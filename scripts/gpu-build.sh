@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(libhdf5-dev libhdf5-103-1 libhdf5-cpp-103-1 libsz2 libaec0 libcurl4 libcli11-dev libfmt-dev libfmt9 doctest-dev
-      nlohmann-json3-dev libdeflate-dev libdeflate0 libjpeg62-turbo-dev libjpeg62-turbo)
+      nlohmann-json3-dev libgloo-dev libdeflate-dev libdeflate0 libjpeg62-turbo-dev libjpeg62-turbo)
 case "${1:-build}" in
   fetch)
     mkdir -p .gpu/debs
