@@ -1,0 +1,93 @@
+#include "hse/train/run_state.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <numeric>
+#include <random>
+#include <regex>
+
+#include "hse/cli/cli.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::train {
+namespace {
+std::atomic<bool> g_stop{false};
+void on_stop(int) { g_stop.store(true); }
+}  // namespace
+
+void write_checkpoint_dir(const std::string& dir, const std::function<void(const std::string&)>& fill) {
+  const fs::path d(dir);
+  const fs::path parent = d.parent_path().empty() ? fs::path(".") : d.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) cli::fail(cli::Exit::runtime, dir, "cannot write output: {}", ec.message());
+  const fs::path tmp = parent / ("." + d.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) cli::fail(cli::Exit::runtime, dir, "cannot write output: {}", ec.message());
+  try {
+    fill(tmp.string());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  // Replace: move the old directory aside, rename the new one in, then delete the old.
+  const fs::path old = parent / ("." + d.filename().string() + ".old-" + std::to_string(::getpid()));
+  if (fs::exists(d)) fs::rename(d, old, ec);
+  fs::rename(tmp, d, ec);
+  if (ec) {
+    fs::remove_all(tmp);
+    cli::fail(cli::Exit::runtime, dir, "cannot write output: {}", ec.message());
+  }
+  fs::remove_all(old, ec);
+}
+
+namespace {
+std::vector<std::pair<long, fs::path>> checkpoints(const std::string& out) {
+  std::vector<std::pair<long, fs::path>> v;
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return v;
+  static const std::regex re("checkpoint-([0-9]+)");
+  for (const auto& e : fs::directory_iterator(out, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && std::regex_match(name, m, re)) v.emplace_back(std::stol(m[1]), e.path());
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+}  // namespace
+
+void prune_checkpoints(const std::string& out, int keep) {
+  auto v = checkpoints(out);
+  std::error_code ec;
+  for (std::size_t i = 0; i + static_cast<std::size_t>(std::max(keep, 0)) < v.size(); ++i) fs::remove_all(v[i].second, ec);
+}
+
+std::string latest_checkpoint(const std::string& out) {
+  const auto v = checkpoints(out);
+  return v.empty() ? std::string() : v.back().second.string();
+}
+
+void install_stop_handler() {
+  std::signal(SIGTERM, on_stop);
+  std::signal(SIGINT, on_stop);
+}
+bool stop_requested() { return g_stop.load(); }
+void request_stop() { g_stop.store(true); }
+
+std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epoch, bool shuffle) {
+  std::vector<std::size_t> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  if (!shuffle) return v;
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch) + 1);
+  for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[static_cast<std::size_t>(rng() % i)]);
+  return v;
+}
+
+}  // namespace hse::train

@@ -1,0 +1,33 @@
+// Crash-safe long jobs: checkpoint directories written atomically (a temporary
+// directory renamed into place), SIGTERM/SIGINT turned into a "save and stop"
+// request, the data order as a pure function of (seed, epoch) so that resuming
+// needs only (epoch, position), and the CPU RNG state saved with the checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hse::train {
+
+// Writes a checkpoint directory: `fill(tmp_dir)` writes the files into a
+// temporary directory beside `dir`, which then replaces `dir` (rename). If
+// `fill` throws, the temporary directory is removed and `dir` is left as it was.
+void write_checkpoint_dir(const std::string& dir, const std::function<void(const std::string&)>& fill);
+
+// Removes all but the newest `keep` "checkpoint-<step>" directories in `out`.
+void prune_checkpoints(const std::string& out, int keep);
+// The newest "checkpoint-<step>" directory in `out` ("" when none).
+std::string latest_checkpoint(const std::string& out);
+
+// SIGTERM/SIGINT set a flag instead of killing the process (cluster pre-emption:
+// the trainer saves at the next step boundary and exits 0).
+void install_stop_handler();
+bool stop_requested();
+void request_stop();  // for tests
+
+// The order of n items in `epoch` (a deterministic shuffle from seed and epoch).
+std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epoch, bool shuffle = true);
+
+}  // namespace hse::train
