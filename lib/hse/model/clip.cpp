@@ -1,0 +1,179 @@
+#include "hse/model/clip.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "hse/cli/cli.h"
+#include "hse/io/atomic.h"
+#include "hse/model/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::model {
+
+ClipConfig ClipConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  ClipConfig c;
+  try {
+    const std::string mt = j.value("model_type", std::string("m3d_clip_stage1"));
+    c.stage = mt == "m3d_clip_stage2" ? 2 : 1;
+    if (j.contains("hse")) {
+      const auto& h = j.at("hse");
+      c.vision = Vit3dConfig::from_json(h.at("vision"), source);
+      c.text = BertConfig::from_json(h.at("text"), source);
+      c.logit_scale_form = parse_logit_scale_form(h.value("logit_scale_form", std::string("raw")));
+      c.logit_scale_init = h.value("logit_scale_init", c.logit_scale_init);
+    } else {
+      c.vision = Vit3dConfig::from_json(j, source);  // the published fields
+      if (j.contains("vocab_size")) c.text.vocab_size = j.at("vocab_size").get<std::int64_t>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    cli::fail_input(source, "malformed CLIP config: {}", e.what());
+  }
+  return c;
+}
+
+ClipConfig ClipConfig::from_file(const std::string& path) {
+  const std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(io::read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    cli::fail_input(file, "malformed JSON: {}", e.what());
+  }
+  return from_json(j, file);
+}
+
+ClipConfig ClipConfig::from_parts(const Vit3dConfig& vision, const BertConfig& text, int stage) {
+  ClipConfig c;
+  c.vision = vision;
+  c.text = text;
+  c.stage = stage;
+  return c;
+}
+
+nlohmann::json ClipConfig::to_json() const {
+  nlohmann::json j = vision.to_json();  // the published top-level fields
+  j["model_type"] = stage == 2 ? "m3d_clip_stage2" : "m3d_clip_stage1";
+  j["vocab_size"] = text.vocab_size;
+  j["max_text_len"] = 128;
+  j["hse"] = {{"vision", vision.to_json()},
+              {"text", text.to_json()},
+              {"logit_scale_form", logit_scale_form == LogitScaleForm::raw ? "raw" : "exp"},
+              {"logit_scale_init", logit_scale_init}};
+  return j;
+}
+
+ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
+  if (c.stage == 2) {
+    vision_encoder = std::make_shared<E2E3Impl>(c.vision);
+  } else {
+    vision_encoder = std::make_shared<Vit3dImpl>(c.vision);
+  }
+  register_module("vision_encoder", vision_encoder);
+  language_encoder = register_module("language_encoder", Bert(c.text, true));
+  const auto H = c.vision.hidden, T = c.text.hidden_size;
+  mm_vision_proj = register_module("mm_vision_proj", torch::nn::Linear(H, H));
+  mm_language_proj = register_module("mm_language_proj", torch::nn::Linear(T, H));
+  logit_scale = register_parameter("logit_scale", torch::tensor(c.logit_scale_init));
+  if (c.stage == 2) {
+    ClipConfig s1 = c;
+    s1.stage = 1;
+    stage1_ = std::make_shared<ClipImpl>(s1);
+    register_module("stage1_pretrained_CLIP", stage1_);
+    for (auto& p : stage1_->parameters()) p.set_requires_grad(false);
+  }
+}
+
+namespace {
+torch::Tensor l2(const torch::Tensor& x) {
+  return torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+}
+}  // namespace
+
+torch::Tensor ClipImpl::image_tokens(const torch::Tensor& volumes, const torch::Tensor& slices) {
+  VisionOutput o;
+  if (config.stage == 2) {
+    if (!slices.defined()) cli::fail_usage("the 2E3 encoder needs slice features");
+    o = std::static_pointer_cast<E2E3Impl>(vision_encoder)->forward(volumes, slices, false);
+  } else {
+    o = vision_encoder->forward(volumes, false);
+  }
+  return o.last.narrow(1, 1, o.last.size(1) - 1);
+}
+
+torch::Tensor ClipImpl::encode_image(const torch::Tensor& volumes, const torch::Tensor& slices, torch::Tensor* scores) {
+  VisionOutput o;
+  if (config.stage == 2) {
+    if (!slices.defined()) cli::fail_usage("the 2E3 encoder needs slice features");
+    o = std::static_pointer_cast<E2E3Impl>(vision_encoder)->forward(volumes, slices, false);
+    if (scores) *scores = o.scores;
+  } else {
+    o = vision_encoder->forward(volumes, false);
+  }
+  return l2(mm_vision_proj(o.last.select(1, 0)));
+}
+
+torch::Tensor ClipImpl::encode_text(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  const auto o = language_encoder->forward(input_ids, attention_mask);
+  return l2(mm_language_proj(o.last_hidden_state.select(1, 0)));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ClipImpl::trainable() {
+  std::vector<std::pair<std::string, torch::Tensor>> v;
+  for (const auto& p : named_parameters(true))
+    if (p.key().rfind("stage1_pretrained_CLIP.", 0) != 0 && p.value().requires_grad()) v.emplace_back(p.key(), p.value());
+  return v;
+}
+
+Clip load_clip(const std::string& dir, bool allow_partial) {
+  const ClipConfig c = ClipConfig::from_file(dir);
+  Clip m(c);
+  const std::string weights = fs::is_directory(dir) ? dir : fs::path(dir).parent_path().string();
+  io::SafeTensorsSet ckpt(weights);
+  load_state(*m, ckpt, "", allow_partial, {"language_encoder.embeddings.position_ids",
+                                           "stage1_pretrained_CLIP.language_encoder.embeddings.position_ids"});
+  m->eval();
+  return m;
+}
+
+LoadReport init_clip_from(Clip& model, const std::string& ckpt_dir) {
+  io::SafeTensorsSet ckpt(ckpt_dir);
+  // Only the stage-2 model's own weights (not its frozen stage 1), as HSENet's strict=False load.
+  LoadReport total;
+  for (const auto& item : model->named_parameters(true)) {
+    const std::string& name = item.key();
+    torch::Tensor t = item.value();
+    if (name.rfind("stage1_pretrained_CLIP.", 0) == 0) continue;
+    if (!ckpt.contains(name)) {
+      total.missing.push_back(name);
+      continue;
+    }
+    const auto& shape = ckpt.info(name).shape;
+    if (std::vector<std::int64_t>(t.sizes().begin(), t.sizes().end()) != shape) {
+      total.mis_shaped.push_back(name);
+      continue;
+    }
+    torch::NoGradGuard ng;
+    t.copy_(tensor_from(ckpt, name));
+    ++total.loaded;
+  }
+  return total;
+}
+
+void save_clip(const Clip& model, const std::string& dir, const std::string& vocab) {
+  fs::create_directories(dir);
+  io::SafeTensorsWriter w;
+  add_state(w, *model, "");
+  w.set_metadata("format", "pt");
+  w.write((fs::path(dir) / "model.safetensors").string());
+  io::AtomicFile cfg((fs::path(dir) / "config.json").string());
+  cfg.stream() << model->config.to_json().dump(2) << '\n';
+  cfg.commit();
+  if (!vocab.empty()) {
+    io::AtomicFile v((fs::path(dir) / "vocab.txt").string(), true);
+    v.stream() << io::read_file(vocab);
+    v.commit();
+  }
+}
+
+}  // namespace hse::model

@@ -1,0 +1,51 @@
+// hse-pretrain: HSENet's dual-stage CLIP pretraining (hsenet-spec §1, §2, §7).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hse/cli/cli.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hse::pretrain {
+
+struct Options {
+  cli::Common common;
+  int stage = 1;
+  std::vector<std::string> volumes, slice_features, val_volumes, val_slice_features;
+  std::string reports, val_reports;
+  std::vector<std::string> text_columns{"Findings_EN"};
+  std::string vision_config;  // vit3d config JSON
+  std::string text_model;     // BERT: HF directory (weights used) or config.json (random init)
+  std::string vocab;          // vocab.txt (default: <text_model dir>/vocab.txt)
+  std::string init;           // CLIP checkpoint to start from (stage 2: M3D-CLIP in the published recipe)
+  std::string stage1;         // stage 2: the frozen stage-1 CLIP checkpoint
+  int epochs = 50;
+  long max_steps = -1;
+  int batch_size = 3;
+  int grad_accum = 1;
+  double lr = 1e-4, weight_decay = 0.1, warmup_ratio = 0.03, max_grad_norm = 1.0;
+  int max_length = 512;
+  std::string sa_schedule = "linear";
+  double sa_weight = 0.1;
+  long sa_steps = 5000;
+  std::string logit_scale = "raw";
+  bool no_augment = false;
+  bool sentence_truncation = false;
+  long save_steps = 1000;
+  int save_total_limit = 1;
+  long log_steps = 10;
+  long eval_steps = 0;
+  int eval_items = 512;
+  std::string metrics;
+  bool resume = false;
+  bool allow_partial = false;
+};
+
+void declare(CLI::App& app, Options& o);
+int run(const Options& o, cli::Io& io);
+
+}  // namespace hse::pretrain

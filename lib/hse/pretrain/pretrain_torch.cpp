@@ -1,0 +1,359 @@
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "hse/eval/retrieval.h"
+#include "hse/io/atomic.h"
+#include "hse/model/checkpoint.h"
+#include "hse/model/clip.h"
+#include "hse/pretrain/pretrain.h"
+#include "hse/train/clip_data.h"
+#include "hse/train/distributed.h"
+#include "hse/train/optim.h"
+#include "hse/train/run_state.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::pretrain {
+
+void declare(CLI::App& app, Options& o) {
+  cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kSeed | cli::kVerbosity |
+                                     cli::kProgress,
+                  "output checkpoint directory (config.json, model.safetensors, vocab.txt; checkpoint-N/ inside)");
+  app.add_option("--stage", o.stage, "1: 3-D ViT + BERT; 2: the 2E3 encoder with L_SA against a frozen stage 1")
+      ->default_val(1)
+      ->check(CLI::IsMember({1, 2}));
+  app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes; shards in order)")->required();
+  app.add_option("--reports", o.reports, "CT-RATE reports CSV (VolumeName + text columns)")->required();
+  app.add_option("--text-columns", o.text_columns, "report columns joined as the text (default Findings_EN)")
+      ->delimiter(',');
+  app.add_option("--slice-features", o.slice_features, "stage 2: slice features (HDF5 kind slice_features)");
+  app.add_option("--vision-config", o.vision_config, "3-D ViT config JSON (share/hse/configs/vit3d-*.json)");
+  app.add_option("--text-model", o.text_model,
+                 "BERT: an HF model directory (its weights initialise the text tower) or a config.json (random init)");
+  app.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the --text-model directory's)");
+  app.add_option("--init", o.init, "CLIP checkpoint to initialise from (matching keys; stage 2: M3D-CLIP as published)");
+  app.add_option("--stage1", o.stage1, "stage 2: the frozen stage-1 CLIP checkpoint (required)");
+  app.add_option("--epochs", o.epochs, "epochs")->default_val(50);
+  app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
+  app.add_option("--batch-size", o.batch_size, "volumes per process per step")->default_val(3);
+  app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
+  app.add_option("--lr", o.lr, "peak learning rate")->default_val(1e-4);
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases and norms)")->default_val(0.1);
+  app.add_option("--warmup-ratio", o.warmup_ratio, "linear warm-up share of the steps, then cosine")->default_val(0.03);
+  app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
+  app.add_option("--max-length", o.max_length, "text tokens (HSENet: 512)")->default_val(512);
+  app.add_option("--sa-weight-schedule", o.sa_schedule,
+                 "L_SA weight: linear (published code: w0 (1 - t/steps), then 0) or const (paper)")
+      ->default_val("linear")
+      ->check(CLI::IsMember({"linear", "const"}));
+  app.add_option("--sa-weight", o.sa_weight, "L_SA weight w0")->default_val(0.1);
+  app.add_option("--sa-steps", o.sa_steps, "steps over which the linear L_SA weight falls to 0")->default_val(5000);
+  app.add_option("--logit-scale", o.logit_scale, "logit_scale form: raw (published multiplier) or exp (CLIP)")
+      ->default_val("raw")
+      ->check(CLI::IsMember({"raw", "exp"}));
+  app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
+  app.add_flag("--sentence-truncation", o.sentence_truncation,
+               "HSENet's truncate_text (random sentences within the token budget) instead of cutting");
+  app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(1000);
+  app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
+  app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
+  app.add_option("--val-volumes", o.val_volumes, "validation volumes for periodic R@K");
+  app.add_option("--val-reports", o.val_reports, "validation reports CSV");
+  app.add_option("--val-slice-features", o.val_slice_features, "stage 2: validation slice features");
+  app.add_option("--eval-steps", o.eval_steps, "validate every N steps (0: only at the end when --val-volumes)")
+      ->default_val(0);
+  app.add_option("--eval-items", o.eval_items, "validation items used (HSENet: the first 512)")->default_val(512);
+  app.add_option("--metrics", o.metrics, "append step metrics (TSV: step epoch loss lr ...) here");
+  app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
+  app.add_flag("--allow-partial", o.allow_partial, "load checkpoints whose keys do not all match");
+}
+
+namespace {
+
+bool no_decay(const std::string& name) {
+  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) return true;
+  const auto dot = name.rfind('.');
+  const std::string module = name.substr(0, dot == std::string::npos ? 0 : dot);
+  const auto last = module.substr(module.rfind('.') == std::string::npos ? 0 : module.rfind('.') + 1);
+  std::string lower;
+  for (char c : last) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("norm") != std::string::npos;
+}
+
+std::string vocab_for(const Options& o) {
+  if (!o.vocab.empty()) return o.vocab;
+  if (!o.text_model.empty() && fs::is_directory(o.text_model)) return (fs::path(o.text_model) / "vocab.txt").string();
+  if (!o.init.empty()) return (fs::path(o.init) / "vocab.txt").string();
+  cli::fail_usage("give --vocab (or a --text-model directory holding vocab.txt)");
+}
+
+struct Metrics {
+  std::unique_ptr<std::ofstream> f;
+  void open(const std::string& path, bool append) {
+    if (path.empty()) return;
+    const bool exists = fs::exists(path);
+    f = std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc);
+    if (!*f) cli::fail(cli::Exit::runtime, path, "cannot write output");
+    if (!append || !exists) *f << "step\tepoch\tloss\tclip_loss\tsa_loss\tsa_weight\tlr\tgrad_norm\tlogit_scale\n";
+  }
+  void line(const std::string& s) {
+    if (f) {
+      *f << s << '\n';
+      f->flush();
+    }
+  }
+};
+
+// R@K of report-to-volume and volume-to-report on a validation subset.
+std::vector<std::pair<std::string, double>> validate(model::Clip& m, const train::ClipData& val, int items, int batch,
+                                                     const torch::Device& dev) {
+  torch::NoGradGuard ng;
+  m->eval();
+  const std::size_t n = std::min<std::size_t>(val.size(), static_cast<std::size_t>(items));
+  std::vector<torch::Tensor> I, T;
+  for (std::size_t s = 0; s < n; s += static_cast<std::size_t>(batch)) {
+    std::vector<std::size_t> idx;
+    for (std::size_t k = s; k < std::min(n, s + static_cast<std::size_t>(batch)); ++k) idx.push_back(k);
+    auto b = val.batch(idx, false, 0, 0);
+    I.push_back(m->encode_image(b.volumes.to(dev), b.slices.defined() ? b.slices.to(dev) : b.slices).cpu());
+    T.push_back(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).cpu());
+  }
+  const auto img = torch::cat(I), txt = torch::cat(T);
+  const auto sim = torch::matmul(txt, img.t());  // [reports, volumes]
+  std::vector<std::pair<std::string, double>> out;
+  for (int dir = 0; dir < 2; ++dir) {
+    const auto s = dir == 0 ? sim : sim.t();
+    const auto order = std::get<1>(s.sort(1, true));
+    std::vector<std::vector<std::string>> ranked(n);
+    std::vector<std::string> pos(n);
+    for (std::size_t q = 0; q < n; ++q) {
+      pos[q] = val.ids()[q];
+      for (std::int64_t k = 0; k < order.size(1); ++k)
+        ranked[q].push_back(val.ids()[static_cast<std::size_t>(order[static_cast<std::int64_t>(q)][k].item<std::int64_t>())]);
+    }
+    for (int K : {1, 5, 10})
+      out.emplace_back(fmt::format("{}_recall@{}", dir == 0 ? "r2v" : "v2r", K), eval::recall_at_k(ranked, pos, K));
+  }
+  m->train();
+  return out;
+}
+
+}  // namespace
+
+int run(const Options& o, cli::Io&) {
+  const int threads = cli::resolve_threads(o.common.threads);
+  torch::set_num_threads(threads);
+  const int gpu = cli::parse_device(o.common.device);
+  if (gpu >= 0 && !torch::cuda::is_available())
+    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
+  const torch::Device dev = gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
+  if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
+    cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
+  if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
+
+  const auto env = train::dist_env();
+  auto dist = train::Distributed::init(env);
+  train::install_stop_handler();
+  torch::manual_seed(o.common.seed);
+
+  // Model.
+  model::ClipConfig cfg;
+  if (!o.init.empty() && o.vision_config.empty()) {
+    cfg = model::ClipConfig::from_file(o.init);
+  } else {
+    if (o.vision_config.empty()) cli::fail_usage("give --vision-config (or --init)");
+    cfg.vision = model::Vit3dConfig::from_file(o.vision_config);
+    if (o.text_model.empty()) cli::fail_usage("give --text-model (an HF BERT directory or config.json)");
+    cfg.text = model::BertConfig::from_file(fs::is_directory(o.text_model)
+                                                ? (fs::path(o.text_model) / "config.json").string()
+                                                : o.text_model);
+  }
+  cfg.stage = o.stage;
+  cfg.logit_scale_form = model::parse_logit_scale_form(o.logit_scale);
+  model::Clip m(cfg);
+  if (!o.text_model.empty() && fs::is_directory(o.text_model) && o.init.empty()) {
+    auto bert = model::load_bert(o.text_model, "", o.allow_partial);
+    torch::NoGradGuard ng;
+    auto dst = m->language_encoder->named_parameters(true);
+    for (const auto& p : bert->named_parameters(true))
+      if (auto* t = dst.find(p.key())) t->copy_(p.value());
+    cli::info("text tower initialised from {}", o.text_model);
+  }
+  if (!o.init.empty()) {
+    const auto r = model::init_clip_from(m, o.init);
+    cli::info("initialised from {}: {} tensors loaded, {}", o.init, r.loaded, r.summary());
+  }
+  if (o.stage == 2) {
+    io::SafeTensorsSet s1((fs::path(o.stage1) / "model.safetensors").string());
+    model::load_state(*m->stage1(), s1, "", o.allow_partial, {"language_encoder.embeddings.position_ids"});
+    m->stage1()->eval();
+    cli::info("frozen stage 1 loaded from {}", o.stage1);
+  }
+  m->to(dev);
+  m->train();
+  if (m->stage1()) m->stage1()->eval();
+
+  // Data.
+  const std::string vocab = vocab_for(o);
+  auto tok = std::make_shared<text::WordPieceTokenizer>(text::WordPieceTokenizer::from_file(vocab));
+  train::ClipDataOptions dopt;
+  dopt.volumes = o.volumes;
+  dopt.reports = o.reports;
+  dopt.text_columns = o.text_columns;
+  dopt.slice_features = o.slice_features;
+  dopt.max_length = o.max_length;
+  dopt.sentence_truncation = o.sentence_truncation;
+  const train::ClipData data(dopt, tok);
+  std::unique_ptr<train::ClipData> val;
+  if (!o.val_volumes.empty()) {
+    auto vopt = dopt;
+    vopt.volumes = o.val_volumes;
+    vopt.reports = o.val_reports.empty() ? o.reports : o.val_reports;
+    vopt.slice_features = o.val_slice_features;
+    vopt.sentence_truncation = false;
+    val = std::make_unique<train::ClipData>(vopt, tok);
+  }
+  const std::size_t global_batch = static_cast<std::size_t>(o.batch_size) * static_cast<std::size_t>(dist->world());
+  const long batches_per_epoch = static_cast<long>(data.size() / global_batch);
+  if (batches_per_epoch < 1)
+    cli::fail_input(o.volumes.front(), "{} training pairs are fewer than one global batch ({})", data.size(), global_batch);
+  const long steps_per_epoch = std::max(1L, batches_per_epoch / o.grad_accum);
+  const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
+  const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
+
+  // Optimiser.
+  std::vector<std::string> nd;
+  const auto trainable = m->trainable();
+  for (const auto& [name, p] : trainable)
+    if (no_decay(name)) nd.push_back(name);
+  train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay}, nd);
+  std::vector<torch::Tensor> params = opt.tensors();
+
+  long step = 0;
+  if (o.resume) {
+    const std::string ck = train::latest_checkpoint(o.common.output);
+    if (ck.empty()) {
+      cli::warn("--resume: no checkpoint in {}; starting from scratch", o.common.output);
+    } else {
+      io::SafeTensorsSet w((fs::path(ck) / "model.safetensors").string());
+      model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});
+      io::SafeTensorsSet st((fs::path(ck) / "trainer_state.safetensors").string());
+      opt.load(st);
+      step = opt.steps();
+      const auto& rng = st.info("rng.cpu");
+      auto state = torch::empty({static_cast<std::int64_t>(rng.nbytes())}, torch::kUInt8);
+      std::memcpy(state.data_ptr(), rng.bytes, rng.nbytes());
+      auto gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(state);
+      cli::info("resumed from {} at step {}", ck, step);
+    }
+  } else if (dist->is_main() && !train::latest_checkpoint(o.common.output).empty()) {
+    throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
+                     "--resume continues it; choose another -o to start afresh");
+  }
+  dist->broadcast(params);
+
+  Metrics metrics;
+  if (dist->is_main()) metrics.open(o.metrics, o.resume);
+  auto save = [&](bool final) {
+    if (!dist->is_main()) return;
+    const std::string dir = (fs::path(o.common.output) / fmt::format("checkpoint-{}", step)).string();
+    train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
+      model::save_clip(m, tmp, vocab);
+      io::SafeTensorsWriter w;
+      opt.save(w);
+      const auto state = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+      w.add("rng.cpu", io::Dtype::U8, {state.numel()}, state.data_ptr());
+      w.write((fs::path(tmp) / "trainer_state.safetensors").string());
+    });
+    train::prune_checkpoints(o.common.output, o.save_total_limit);
+    if (final) model::save_clip(m, o.common.output, vocab);
+    cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
+  };
+
+  cli::info("stage {}: {} pairs, {} processes x batch {}, {} steps ({} per epoch), warm-up {}", o.stage, data.size(),
+            dist->world(), o.batch_size, total_steps, steps_per_epoch, warmup);
+  cli::Progress progress("pretrain", static_cast<std::size_t>(total_steps), o.common.progress);
+  progress.tick(static_cast<std::size_t>(step));
+  const auto sa_sched = model::parse_sa_schedule(o.sa_schedule);
+  while (step < total_steps) {
+    const long epoch = step / steps_per_epoch;
+    const long in_epoch = step % steps_per_epoch;
+    const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
+    double loss_sum = 0, cl_sum = 0, sa_sum = 0;
+    const double w_sa = o.stage == 2 ? model::sa_weight(step, sa_sched, o.sa_weight, o.sa_steps) : 0.0;
+    opt.zero_grad();
+    for (int a = 0; a < o.grad_accum; ++a) {
+      const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
+      std::vector<std::size_t> items;
+      for (int k = 0; k < o.batch_size; ++k)
+        items.push_back(order[gb * global_batch + static_cast<std::size_t>(dist->rank() * o.batch_size + k)]);
+      auto b = data.batch(items, !o.no_augment, o.common.seed, epoch);
+      const auto vols = b.volumes.to(dev);
+      const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
+      const auto img = dist->all_gather(m->encode_image(vols, sl));
+      const auto txt = dist->all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)));
+      const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
+      auto cl = model::clip_loss(logits);
+      torch::Tensor loss = cl;
+      if (o.stage == 2) {
+        torch::Tensor i1, t1;
+        {
+          torch::NoGradGuard ng;
+          i1 = dist->all_gather(m->stage1()->encode_image(vols));
+          t1 = dist->all_gather(m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)));
+        }
+        // The frozen stage-1 logits use the stage-2 logit_scale (published code).
+        const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);
+        const auto sa = model::sa_loss(l1, logits);
+        sa_sum += sa.item<double>();
+        loss = cl + w_sa * sa;
+      }
+      (loss / o.grad_accum).backward();
+      loss_sum += loss.item<double>();
+      cl_sum += cl.item<double>();
+    }
+    dist->average_gradients(params);
+    const double gn = train::clip_grad_norm(params, o.max_grad_norm);
+    const double lr = o.lr * train::cosine_with_warmup(step, total_steps, warmup);
+    opt.step(lr);
+    ++step;
+    progress.tick();
+    const double n = o.grad_accum;
+    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.4f}\t{:.3e}\t{:.4f}\t{:.4f}", step, epoch, loss_sum / n,
+                             cl_sum / n, sa_sum / n, w_sa, lr, gn, m->logit_scale.item<double>()));
+    if (o.log_steps > 0 && step % o.log_steps == 0)
+      cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss_sum / n, lr);
+    if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main()) {
+      std::string line;
+      for (const auto& [k, v] : validate(m, *val, o.eval_items, o.batch_size, dev)) line += fmt::format(" {} {:.3f}", k, v);
+      cli::info("step {} validation:{}", step, line);
+    }
+    if (train::stop_requested()) {
+      cli::info("stop requested (signal): saving at step {}", step);
+      save(false);
+      dist->barrier();
+      return 0;
+    }
+    if (o.save_steps > 0 && step % o.save_steps == 0 && step < total_steps) save(false);
+  }
+  progress.finish();
+  save(true);
+  if (val && dist->is_main()) {
+    std::string line;
+    for (const auto& [k, v] : validate(m, *val, o.eval_items, o.batch_size, dev)) line += fmt::format(" {} {:.3f}", k, v);
+    cli::info("final validation:{}", line);
+  }
+  dist->barrier();
+  return 0;
+}
+
+}  // namespace hse::pretrain
