@@ -1,0 +1,316 @@
+#include "hse/model/bert.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "hse/cli/cli.h"
+#include "hse/model/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::model {
+
+namespace {
+
+std::optional<BertAct> parse_act(const std::string& s) {
+  if (s == "gelu") return BertAct::gelu;
+  // HF: gelu_new (tanh formula), gelu_pytorch_tanh (F.gelu approximate="tanh"), gelu_fast
+  // (the same tanh approximation written differently): one function up to rounding.
+  if (s == "gelu_new" || s == "gelu_pytorch_tanh" || s == "gelu_fast") return BertAct::gelu_tanh;
+  if (s == "relu") return BertAct::relu;
+  return std::nullopt;
+}
+
+double finfo_min(torch::Dtype dtype) {
+  switch (dtype) {
+    case torch::kFloat64:
+      return std::numeric_limits<double>::lowest();
+    case torch::kFloat16:
+      return -65504.0;
+    case torch::kBFloat16:
+      return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    default:
+      return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ config
+BertAct BertConfig::act() const {
+  auto a = parse_act(hidden_act);
+  if (!a)
+    throw cli::Error(cli::Exit::incompatible, {}, fmt::format("unsupported hidden_act '{}'", hidden_act),
+                     "supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu");
+  return *a;
+}
+
+BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) cli::fail_input(source, "config is not a JSON object");
+  BertConfig c;
+  auto get_int = [&](const char* key, int64_t& v) {
+    if (!j.contains(key) || j[key].is_null()) return;
+    if (!j[key].is_number_integer()) cli::fail_input(source, "'{}' is not an integer", key);
+    v = j[key].get<int64_t>();
+  };
+  get_int("vocab_size", c.vocab_size);
+  get_int("hidden_size", c.hidden_size);
+  get_int("num_hidden_layers", c.num_hidden_layers);
+  get_int("num_attention_heads", c.num_attention_heads);
+  get_int("intermediate_size", c.intermediate_size);
+  get_int("max_position_embeddings", c.max_position_embeddings);
+  get_int("type_vocab_size", c.type_vocab_size);
+  get_int("pad_token_id", c.pad_token_id);
+  if (j.contains("layer_norm_eps") && !j["layer_norm_eps"].is_null()) {
+    if (!j["layer_norm_eps"].is_number()) cli::fail_input(source, "'layer_norm_eps' is not a number");
+    c.layer_norm_eps = j["layer_norm_eps"].get<double>();
+  }
+  if (j.contains("hidden_act")) {
+    if (!j["hidden_act"].is_string()) cli::fail_input(source, "'hidden_act' is not a string");
+    c.hidden_act = j["hidden_act"].get<std::string>();
+  }
+  if (!parse_act(c.hidden_act))
+    throw cli::Error(cli::Exit::incompatible, source, fmt::format("unsupported hidden_act '{}'", c.hidden_act),
+                     "supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu");
+  if (j.contains("position_embedding_type") && j["position_embedding_type"].is_string() &&
+      j["position_embedding_type"].get<std::string>() != "absolute")
+    cli::fail_input(source, "unsupported position_embedding_type '{}' (only 'absolute')",
+                    j["position_embedding_type"].get<std::string>());
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                         {"hidden_size", c.hidden_size},
+                         {"num_attention_heads", c.num_attention_heads},
+                         {"intermediate_size", c.intermediate_size},
+                         {"max_position_embeddings", c.max_position_embeddings},
+                         {"type_vocab_size", c.type_vocab_size}})
+    if (v <= 0) cli::fail_input(source, "'{}' must be positive, got {}", name, v);
+  if (c.num_hidden_layers < 0) cli::fail_input(source, "'num_hidden_layers' must be >= 0");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    cli::fail_input(source, "hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size,
+                    c.num_attention_heads);
+  if (!(c.layer_norm_eps > 0)) cli::fail_input(source, "'layer_norm_eps' must be positive");
+  return c;
+}
+
+BertConfig BertConfig::from_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) cli::fail_input(path, "cannot open the model config");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    cli::fail_input(path, "malformed JSON: {}", e.what());
+  }
+  return from_json(j, path);
+}
+
+nlohmann::json BertConfig::to_json() const {
+  return nlohmann::json{{"architectures", {"BertModel"}},
+                        {"model_type", "bert"},
+                        {"vocab_size", vocab_size},
+                        {"hidden_size", hidden_size},
+                        {"num_hidden_layers", num_hidden_layers},
+                        {"num_attention_heads", num_attention_heads},
+                        {"intermediate_size", intermediate_size},
+                        {"hidden_act", hidden_act},
+                        {"hidden_dropout_prob", 0.1},
+                        {"attention_probs_dropout_prob", 0.1},
+                        {"max_position_embeddings", max_position_embeddings},
+                        {"type_vocab_size", type_vocab_size},
+                        {"initializer_range", 0.02},
+                        {"layer_norm_eps", layer_norm_eps},
+                        {"pad_token_id", pad_token_id},
+                        {"position_embedding_type", "absolute"}};
+}
+
+// ------------------------------------------------------------------ modules
+BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
+  word_embeddings = register_module(
+      "word_embeddings",
+      torch::nn::Embedding(c.pad_token_id >= 0 && c.pad_token_id < c.vocab_size
+                               ? torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)
+                               : torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)));
+  position_embeddings = register_module(
+      "position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  token_type_embeddings =
+      register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
+  LayerNorm = register_module(
+      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+}
+
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
+  const int64_t L = input_ids.size(1);
+  TORCH_CHECK(L <= position_embeddings->weight.size(0), "sequence length ", L,
+              " exceeds max_position_embeddings ", position_embeddings->weight.size(0));
+  auto pos = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  auto tt = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
+  // HF order: (word + token_type) + position.
+  auto x = word_embeddings->forward(input_ids) + token_type_embeddings->forward(tt);
+  x = x + position_embeddings->forward(pos).unsqueeze(0);
+  return LayerNorm->forward(x);
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
+}
+
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
+  const int64_t B = x.size(0), L = x.size(1);
+  auto split = [&](const torch::Tensor& t) { return t.view({B, L, heads, head_dim}).transpose(1, 2); };
+  auto q = split(query->forward(x)), k = split(key->forward(x)), v = split(value->forward(x));
+  // softmax(q kᵀ / sqrt(d) + mask) v, as transformers' sdpa/eager paths compute it.
+  auto ctx = at::scaled_dot_product_attention(q, k, v, additive_mask.defined() ? std::optional<at::Tensor>(additive_mask)
+                                                                              : std::nullopt);
+  return ctx.transpose(1, 2).reshape({B, L, heads * head_dim});
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double eps) {
+  dense = register_module("dense", torch::nn::Linear(in, out));
+  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
+}
+
+torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& h, const torch::Tensor& residual) {
+  return LayerNorm->forward(dense->forward(h) + residual);
+}
+
+BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
+  self = register_module("self", BertSelfAttention(c));
+  output = register_module("output", BertResidualOutput(c.hidden_size, c.hidden_size, c.layer_norm_eps));
+}
+
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
+  return output->forward(self->forward(x, additive_mask), x);
+}
+
+BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : act(c.act()) {
+  dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+}
+
+torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
+  auto h = dense->forward(x);
+  switch (act) {
+    case BertAct::gelu:
+      return torch::gelu(h);
+    case BertAct::gelu_tanh:
+      return torch::gelu(h, "tanh");
+    case BertAct::relu:
+      return torch::relu(h);
+  }
+  return h;
+}
+
+BertLayerImpl::BertLayerImpl(const BertConfig& c) {
+  attention = register_module("attention", BertAttention(c));
+  intermediate = register_module("intermediate", BertIntermediate(c));
+  output = register_module("output", BertResidualOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+}
+
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
+  auto a = attention->forward(x, additive_mask);
+  return output->forward(intermediate->forward(a), a);
+}
+
+BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+}
+
+BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
+  dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size));
+}
+
+torch::Tensor BertPoolerImpl::forward(const torch::Tensor& h) {
+  return torch::tanh(dense->forward(h.select(1, 0)));
+}
+
+BertImpl::BertImpl(const BertConfig& c, bool add_pooling_layer) : config(c) {
+  (void)c.act();  // validates hidden_act before any allocation
+  embeddings = register_module("embeddings", BertEmbeddings(c));
+  encoder = register_module("encoder", BertEncoder(c));
+  if (add_pooling_layer) pooler = register_module("pooler", BertPooler(c));
+}
+
+torch::Tensor BertImpl::extended_attention_mask(const torch::Tensor& attention_mask, torch::Dtype dtype) {
+  auto keep = attention_mask.to(dtype).unsqueeze(1).unsqueeze(2);  // [B,1,1,L]
+  return (1.0 - keep) * finfo_min(dtype);
+}
+
+BertOutput BertImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& token_type_ids, bool output_hidden_states, int num_layers) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B,L]");
+  const int64_t n_all = static_cast<int64_t>(encoder->layer->size());
+  const int64_t n = num_layers < 0 ? n_all : num_layers;
+  TORCH_CHECK(n <= n_all, "num_layers ", n, " exceeds the model's ", n_all, " layers");
+  auto ids = input_ids.to(torch::kLong);
+  BertOutput out;
+  auto x = embeddings->forward(ids, token_type_ids.defined() ? token_type_ids.to(torch::kLong) : token_type_ids);
+  torch::Tensor mask;
+  if (attention_mask.defined()) mask = extended_attention_mask(attention_mask, x.scalar_type());
+  if (output_hidden_states) out.hidden_states.push_back(x);
+  for (int64_t i = 0; i < n; ++i) {
+    x = encoder->layer->ptr<BertLayerImpl>(static_cast<size_t>(i))->forward(x, mask);
+    if (output_hidden_states) out.hidden_states.push_back(x);
+  }
+  out.last_hidden_state = x;
+  return out;
+}
+
+torch::Tensor BertImpl::pool(const torch::Tensor& last_hidden_state) {
+  TORCH_CHECK(!pooler.is_empty(), "this Bert has no pooling layer");
+  return pooler->forward(last_hidden_state);
+}
+
+// ------------------------------------------------------------------ loading
+namespace {
+
+std::string weights_path(const std::string& path) {
+  if (!fs::is_directory(path)) return path;
+  for (const char* name : {"model.safetensors", "model.safetensors.index.json"})
+    if (fs::exists(fs::path(path) / name)) return (fs::path(path) / name).string();
+  cli::fail_input(path, "no model.safetensors or model.safetensors.index.json in the model directory");
+}
+
+}  // namespace
+
+Bert load_bert(const BertConfig& config, const std::string& weights, const std::string& prefix, bool allow_partial) {
+  io::SafeTensorsSet ckpt(weights_path(weights));
+  std::string pre = prefix;
+  if (pre.empty() && !ckpt.contains("embeddings.word_embeddings.weight") &&
+      ckpt.contains("bert.embeddings.word_embeddings.weight"))
+    pre = "bert.";
+  const bool pooler = ckpt.contains(pre + "pooler.dense.weight");
+  Bert model(config, pooler);
+  load_state(*model, ckpt, pre, allow_partial, {"embeddings.position_ids", "embeddings.token_type_ids"});
+  model->eval();
+  return model;
+}
+
+Bert load_bert(const std::string& path, const std::string& prefix, bool allow_partial) {
+  fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  const fs::path cfg = dir / "config.json";
+  if (!fs::exists(cfg)) cli::fail_input(path, "no config.json beside the BERT weights");
+  return load_bert(BertConfig::from_file(cfg.string()), path, prefix, allow_partial);
+}
+
+void save_bert(const Bert& model, const std::string& dir) {
+  fs::create_directories(dir);
+  {
+    std::ofstream f(fs::path(dir) / "config.json");
+    f << model->config.to_json().dump(2) << "\n";
+    if (!f) cli::fail(cli::Exit::runtime, dir, "cannot write config.json");
+  }
+  io::SafeTensorsWriter w;
+  add_state(w, *model, "");
+  w.set_metadata("format", "pt");
+  w.write((fs::path(dir) / "model.safetensors").string());
+}
+
+}  // namespace hse::model
