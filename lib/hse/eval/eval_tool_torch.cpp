@@ -12,7 +12,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
+#include <torch/torch.h>
+
 #include "hse/eval/bleu.h"
+#include "hse/model/bertscore.h"
 #include "hse/eval/labeler.h"
 #include "hse/eval/meteor.h"
 #include "hse/eval/retrieval.h"
@@ -57,6 +62,12 @@ void declare(CLI::App& app, Options& o) {
     sub->add_option("--wordnet", o.wordnet, "WordNet 3.0 database directory (Debian wordnet-base)")
         ->default_val("/usr/share/wordnet");
     sub->add_flag("--allow-missing", o.allow_missing, "score only the references that have predictions");
+    sub->add_option("--bertscore-model", o.bertscore_model,
+                    "BERTScore with this BERT-layout HF model directory (config.json, model.safetensors, vocab.txt)");
+    sub->add_option("--bertscore-layer", o.bertscore_layer, "BERTScore layer (default: the last)")->default_val(-1);
+    sub->add_flag("--bertscore-idf", o.bertscore_idf, "BERTScore with idf weights from the references");
+    sub->add_option("--bertscore-batch", o.bertscore_batch, "BERTScore batch size (bert-score's default 64)")
+        ->default_val(64);
   };
   auto* rep = app.add_subcommand("report", "report generation: BLEU variants, ROUGE, METEOR, clinical efficacy");
   common(rep, "predictions JSONL {\"id\", \"prediction\", \"reference\"?} ('-': stdin)");
@@ -233,6 +244,24 @@ void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
   t.emplace_back("rouge2", r2 / n);
   t.emplace_back("rougeL", rl / n);
   t.emplace_back("meteor", me / n);
+  if (!o.bertscore_model.empty()) {
+    const auto tok = text::WordPieceTokenizer::from_file(
+        (std::filesystem::path(o.bertscore_model) / "vocab.txt").string());
+    auto bert = model::load_bert(o.bertscore_model);
+    const int layer = o.bertscore_layer >= 0 ? o.bertscore_layer : static_cast<int>(bert->config.num_hidden_layers);
+    torch::NoGradGuard ng;
+    const auto bs = model::bert_score(hyps, refs, tok, bert, layer, o.bertscore_idf, o.bertscore_batch);
+    double P = 0, R = 0, F = 0;
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+      per_item[i].emplace_back("bertscore_f1", bs.F[i]);
+      P += bs.P[i];
+      R += bs.R[i];
+      F += bs.F[i];
+    }
+    t.emplace_back("bertscore_precision", P / n);
+    t.emplace_back("bertscore_recall", R / n);
+    t.emplace_back("bertscore_f1", F / n);
+  }
 }
 
 void write_outputs(const Options& o, cli::Io& io, const Table& t, const std::vector<Pair>& pairs,
