@@ -1,0 +1,35 @@
+// hse-embed: volume, report and slice embeddings (HDF5 kind "embeddings" / "slice_features").
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hse/cli/cli.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hse::embed {
+
+struct Options {
+  cli::Common common;
+  std::string model;                          // CLIP checkpoint dir, or (with --slices) a vit2d checkpoint
+  std::vector<std::string> volumes;           // HDF5 kind volumes
+  std::vector<std::string> slice_features;    // stage-2 models: HDF5 kind slice_features
+  std::string reports;                        // CSV: embed reports instead of volumes
+  std::vector<std::string> text_columns{"Findings_EN"};
+  std::vector<std::string> slices;            // HDF5 kind slices: the 2-D encoder
+  std::string vit2d_config;                   // with --slices: vit2d config (default <model dir>/config.json)
+  std::string prefix = "visual.trunk.";       // with --slices: key prefix of the trunk
+  bool tokens = false;                        // all last-layer tokens (CLS dropped) instead of the projected CLS
+  bool patch_scores = false;                  // stage 2: also the 2E3 patch scores
+  int batch = 4;
+  int max_length = 512;
+  std::string dtype = "float32";
+};
+
+void declare(CLI::App& app, Options& o);
+int run(const Options& o, cli::Io& io);
+
+}  // namespace hse::embed

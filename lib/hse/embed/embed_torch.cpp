@@ -1,0 +1,182 @@
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include "hse/embed/embed.h"
+#include "hse/io/csv.h"
+#include "hse/io/h5.h"
+#include "hse/model/clip.h"
+#include "hse/model/vit2d.h"
+#include "hse/text/wordpiece.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::embed {
+
+void declare(CLI::App& app, Options& o) {
+  cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kVerbosity | cli::kProgress,
+                  "output HDF5 file (kind embeddings, or slice_features with --slices)");
+  app.add_option("--model", o.model, "CLIP checkpoint directory (with --slices: the 2-D encoder's safetensors)")->required();
+  app.add_option("--volumes", o.volumes, "volumes to embed (HDF5 kind volumes)");
+  app.add_option("--slice-features", o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
+  app.add_option("--reports", o.reports, "embed the reports of this CSV (VolumeName + text columns) instead");
+  app.add_option("--text-columns", o.text_columns, "report columns joined as the text")->delimiter(',');
+  app.add_option("--slices", o.slices, "embed 2-D slices (HDF5 kind slices) with the 2-D encoder (BiomedCLIP trunk)");
+  app.add_option("--vit2d-config", o.vit2d_config, "with --slices: the 2-D encoder's config (vit2d JSON)");
+  app.add_option("--prefix", o.prefix, "with --slices: key prefix of the trunk in the checkpoint")->default_val("visual.trunk.");
+  app.add_flag("--tokens", o.tokens, "write all last-layer tokens (CLS dropped, [N,T,H]) for the packers");
+  app.add_flag("--patch-scores", o.patch_scores, "2E3 models: also write the patch scores ([N,T])");
+  app.add_option("--batch", o.batch, "items per forward pass")->default_val(4);
+  app.add_option("--max-length", o.max_length, "text tokens")->default_val(512);
+  app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+}
+
+namespace {
+torch::Device device_of(const cli::Common& c) {
+  const int gpu = cli::parse_device(c.device);
+  if (gpu >= 0 && !torch::cuda::is_available())
+    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
+  return gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
+}
+
+std::vector<std::uint64_t> shape_of(const torch::Tensor& t) {
+  std::vector<std::uint64_t> s;
+  for (std::int64_t i = 1; i < t.dim(); ++i) s.push_back(static_cast<std::uint64_t>(t.size(i)));
+  return s;
+}
+
+void append_rows(h5::Writer& w, const std::string& name, const torch::Tensor& rows, bool& declared, h5::DType dt) {
+  const auto c = rows.to(torch::kCPU, torch::kFloat32).contiguous();
+  if (!declared) {
+    w.add_dataset(name, dt, shape_of(c));
+    declared = true;
+  }
+  for (std::int64_t i = 0; i < c.size(0); ++i) w.append(name, c[i].data_ptr<float>());
+}
+}  // namespace
+
+int run(const Options& o, cli::Io&) {
+  torch::set_num_threads(cli::resolve_threads(o.common.threads));
+  const torch::Device dev = device_of(o.common);
+  const h5::DType dt = h5::parse_dtype(o.dtype);
+  const int modes = !o.volumes.empty() + !o.reports.empty() + !o.slices.empty();
+  if (modes != 1) cli::fail_usage("give exactly one of --volumes, --reports, --slices");
+  if (o.batch < 1) cli::fail_usage("--batch must be positive");
+  torch::NoGradGuard ng;
+
+  if (!o.slices.empty()) {
+    const std::string cfg = !o.vit2d_config.empty() ? o.vit2d_config
+                           : fs::is_directory(o.model) ? (fs::path(o.model) / "config.json").string()
+                                                       : (fs::path(o.model).parent_path() / "config.json").string();
+    model::Vit2d m(model::Vit2dConfig::from_file(cfg));
+    const std::string weights = fs::is_directory(o.model) ? (fs::path(o.model) / "model.safetensors").string() : o.model;
+    model::load_vit2d(m, io::SafeTensorsSet(weights), o.prefix);
+    m->to(dev);
+    h5::Reader r(o.slices, "slices");
+    const auto shape = r.item_shape("slices");
+    h5::Writer w(o.common.output, "slice_features");
+    bool declared = false;
+    cli::Progress progress("embed slices", r.size(), o.common.progress);
+    std::vector<std::int64_t> s{1};
+    for (auto x : shape) s.push_back(static_cast<std::int64_t>(x));
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      auto t = torch::empty(s, torch::kFloat32);
+      r.read("slices", i, t.data_ptr<float>());
+      append_rows(w, "slice_features", model::encode_slices(m, t.to(dev), o.batch), declared, dt);
+      w.add_id(r.ids()[i]);
+      progress.tick();
+    }
+    w.set_attr("model", o.model);
+    w.add_provenance(r.provenance());
+    w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
+    w.commit();
+    return 0;
+  }
+
+  model::Clip clip = model::load_clip(o.model);
+  clip->to(dev);
+  clip->eval();
+  h5::Writer w(o.common.output, "embeddings");
+  bool declared = false, declared_scores = false;
+  if (!o.reports.empty()) {
+    const auto tok = text::WordPieceTokenizer::from_file((fs::path(o.model) / "vocab.txt").string());
+    const io::Table t = io::read_csv(o.reports);
+    const std::size_t idc = t.col("VolumeName");
+    std::vector<std::size_t> cols;
+    for (const auto& c : o.text_columns) cols.push_back(t.col(c));
+    cli::Progress progress("embed reports", t.rows.size(), o.common.progress);
+    for (std::size_t s = 0; s < t.rows.size(); s += static_cast<std::size_t>(o.batch)) {
+      const std::size_t e = std::min(t.rows.size(), s + static_cast<std::size_t>(o.batch));
+      auto ids = torch::empty({static_cast<std::int64_t>(e - s), o.max_length}, torch::kLong), mask = torch::empty_like(ids);
+      for (std::size_t k = s; k < e; ++k) {
+        std::string text;
+        for (auto c : cols) {
+          if (t.rows[k][c].empty() || t.rows[k][c] == "Not given.") continue;
+          if (!text.empty()) text += ' ';
+          text += t.rows[k][c];
+        }
+        const auto enc = tok.encode(text::hsenet_clean(text), o.max_length, true, true);
+        std::copy(enc.ids.begin(), enc.ids.end(), ids[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
+        std::copy(enc.attention_mask.begin(), enc.attention_mask.end(), mask[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
+        w.add_id(t.rows[k][idc]);
+      }
+      append_rows(w, "embeddings", clip->encode_text(ids.to(dev), mask.to(dev)), declared, dt);
+      progress.tick(e - s);
+    }
+    w.set_attr("modality", std::string("text"));
+  } else {
+    h5::Reader r(o.volumes, "volumes");
+    std::unique_ptr<h5::Reader> sf;
+    std::map<std::string, std::size_t> sfi;
+    if (clip->config.stage == 2) {
+      if (o.slice_features.empty()) cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.model);
+      sf = std::make_unique<h5::Reader>(o.slice_features, "slice_features");
+      for (std::size_t i = 0; i < sf->size(); ++i) sfi[sf->ids()[i]] = i;
+    }
+    const auto shape = r.item_shape("volumes");
+    cli::Progress progress("embed volumes", r.size(), o.common.progress);
+    for (std::size_t s = 0; s < r.size(); s += static_cast<std::size_t>(o.batch)) {
+      const std::size_t e = std::min(r.size(), s + static_cast<std::size_t>(o.batch));
+      std::vector<std::int64_t> vs{static_cast<std::int64_t>(e - s)};
+      for (auto x : shape) vs.push_back(static_cast<std::int64_t>(x));
+      auto v = torch::empty(vs, torch::kFloat32);
+      torch::Tensor sl;
+      for (std::size_t k = s; k < e; ++k) {
+        r.read("volumes", k, v[static_cast<std::int64_t>(k - s)].data_ptr<float>());
+        w.add_id(r.ids()[k]);
+      }
+      if (sf) {
+        const auto ss = sf->item_shape("slice_features");
+        std::vector<std::int64_t> sh{static_cast<std::int64_t>(e - s)};
+        for (auto x : ss) sh.push_back(static_cast<std::int64_t>(x));
+        sl = torch::empty(sh, torch::kFloat32);
+        for (std::size_t k = s; k < e; ++k) {
+          auto it = sfi.find(r.ids()[k]);
+          if (it == sfi.end()) cli::fail_input(o.slice_features.front(), "no slice features for '{}'", r.ids()[k]);
+          sf->read("slice_features", it->second, sl[static_cast<std::int64_t>(k - s)].data_ptr<float>());
+        }
+        sl = sl.to(dev);
+      }
+      if (o.tokens) {
+        append_rows(w, "embeddings", clip->image_tokens(v.to(dev), sl), declared, dt);
+      } else {
+        torch::Tensor scores;
+        append_rows(w, "embeddings", clip->encode_image(v.to(dev), sl, o.patch_scores ? &scores : nullptr), declared, dt);
+        if (o.patch_scores && scores.defined()) append_rows(w, "patch_scores", scores, declared_scores, h5::DType::f32);
+      }
+      progress.tick(e - s);
+    }
+    w.set_attr("modality", std::string(o.tokens ? "image_tokens" : "image"));
+    w.add_provenance(r.provenance());
+  }
+  w.set_attr("model", o.model);
+  w.set_attr("stage", static_cast<std::int64_t>(clip->config.stage));
+  w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
+  w.commit();
+  return 0;
+}
+
+}  // namespace hse::embed
