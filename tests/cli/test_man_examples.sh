@@ -6,6 +6,7 @@ BIN=$(cd "${HSE_BIN_DIR:-build/bin}" && pwd)
 SRC=${HSE_SOURCE_DIR:-.}
 PY=${PYTHON:-python3}
 export PATH="$BIN:$(dirname "$(command -v "$PY")"):$PATH"
+export HSE_SHARE="$(cd "$SRC/share/hse" && pwd)"
 pass=0
 fail=0
 for page in "$SRC"/man/*.[157]; do
