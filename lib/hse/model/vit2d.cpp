@@ -1,4 +1,5 @@
 #include "hse/model/vit2d.h"
+#include "hse/model/config_json.h"
 
 #include <cmath>
 #include <filesystem>
@@ -45,54 +46,25 @@ void Vit2dConfig::validate(const std::string& source) const {
 namespace {
 
 using nlohmann::json;
+using cfg::field;
+constexpr const char* kWhat = "vit2d";
 
-const json* field(const json& j, std::initializer_list<const char*> names) {
-  for (const char* n : names) {
-    auto it = j.find(n);
-    if (it != j.end() && !it->is_null()) return &*it;
-  }
-  return nullptr;
+[[noreturn]] void bad_field(const std::string& src, const char* name, const json& v, const char* want) {
+  cfg::bad_field(kWhat, src, name, v, want);
 }
-
-[[noreturn]] void bad_field(const std::string& source, const char* name, const json& v, const char* want) {
-  throw cli::Error(cli::Exit::incompatible, source,
-                   fmt::format("vit2d config: '{}' must be {}, got {}", name, want, v.dump()));
-}
-
 void get_int(const json& j, std::initializer_list<const char*> names, std::int64_t& out, const std::string& src) {
-  if (const json* v = field(j, names)) {
-    if (!v->is_number_integer()) bad_field(src, *names.begin(), *v, "an integer");
-    out = v->get<std::int64_t>();
-  }
+  cfg::get_int(kWhat, j, names, out, src);
 }
-
 void get_num(const json& j, std::initializer_list<const char*> names, double& out, const std::string& src) {
-  if (const json* v = field(j, names)) {
-    if (!v->is_number()) bad_field(src, *names.begin(), *v, "a number");
-    out = v->get<double>();
-  }
+  cfg::get_num(kWhat, j, names, out, src);
 }
-
 void get_bool(const json& j, const char* name, bool& out, const std::string& src) {
-  if (const json* v = field(j, {name})) {
-    if (!v->is_boolean()) bad_field(src, name, *v, "true or false");
-    out = v->get<bool>();
-  }
+  cfg::get_bool(kWhat, j, name, out, src);
 }
-
+// timm's to_2tuple: one int for both sides, or a list of 2.
 void get_pair(const json& j, std::initializer_list<const char*> names, std::array<std::int64_t, 2>& out,
               const std::string& src) {
-  const json* v = field(j, names);
-  if (!v) return;
-  if (v->is_number_integer()) {  // timm's to_2tuple
-    out.fill(v->get<std::int64_t>());
-    return;
-  }
-  if (!v->is_array() || v->size() != 2) bad_field(src, *names.begin(), *v, "an integer or a list of 2 integers");
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (!(*v)[i].is_number_integer()) bad_field(src, *names.begin(), *v, "a list of 2 integers");
-    out[i] = (*v)[i].get<std::int64_t>();
-  }
+  cfg::get_tuple<2>(kWhat, j, names, out, src);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "hse/model/vit3d.h"
+#include "hse/model/config_json.h"
 
 #include <cmath>
 #include <filesystem>
@@ -45,46 +46,21 @@ void Vit3dConfig::validate(const std::string& source) const {
 namespace {
 
 using nlohmann::json;
+using cfg::field;
+constexpr const char* kWhat = "vit3d";
 
-const json* field(const json& j, std::initializer_list<const char*> names) {
-  for (const char* n : names) {
-    auto it = j.find(n);
-    if (it != j.end() && !it->is_null()) return &*it;
-  }
-  return nullptr;
+[[noreturn]] void bad_field(const std::string& src, const char* name, const json& v, const char* want) {
+  cfg::bad_field(kWhat, src, name, v, want);
 }
-
-[[noreturn]] void bad_field(const std::string& source, const char* name, const json& v, const char* want) {
-  throw cli::Error(cli::Exit::incompatible, source,
-                   fmt::format("vit3d config: '{}' must be {}, got {}", name, want, v.dump()));
-}
-
 void get_int(const json& j, std::initializer_list<const char*> names, std::int64_t& out, const std::string& src) {
-  if (const json* v = field(j, names)) {
-    if (!v->is_number_integer()) bad_field(src, *names.begin(), *v, "an integer");
-    out = v->get<std::int64_t>();
-  }
+  cfg::get_int(kWhat, j, names, out, src);
 }
-
 void get_num(const json& j, std::initializer_list<const char*> names, double& out, const std::string& src) {
-  if (const json* v = field(j, names)) {
-    if (!v->is_number()) bad_field(src, *names.begin(), *v, "a number");
-    out = v->get<double>();
-  }
+  cfg::get_num(kWhat, j, names, out, src);
 }
-
+// MONAI's ensure_tuple_rep: one int for every dimension, or a list of 3.
 void get_triple(const json& j, const char* name, std::array<std::int64_t, 3>& out, const std::string& src) {
-  const json* v = field(j, {name});
-  if (!v) return;
-  if (v->is_number_integer()) {  // MONAI's ensure_tuple_rep: one int for every dimension
-    out.fill(v->get<std::int64_t>());
-    return;
-  }
-  if (!v->is_array() || v->size() != 3) bad_field(src, name, *v, "an integer or a list of 3 integers");
-  for (std::size_t i = 0; i < 3; ++i) {
-    if (!(*v)[i].is_number_integer()) bad_field(src, name, *v, "a list of 3 integers");
-    out[i] = (*v)[i].get<std::int64_t>();
-  }
+  cfg::get_tuple<3>(kWhat, j, {name}, out, src);
 }
 
 }  // namespace

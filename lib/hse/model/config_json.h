@@ -1,0 +1,75 @@
+// Typed reads of model config fields (JSON), with one-line errors (exit 3) naming the
+// config file: "<what> config: '<field>' must be <type>, got <value>". Fields may have
+// several accepted names (our own and the published ones); null counts as absent.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "hse/cli/cli.h"
+
+namespace hse::model::cfg {
+
+using nlohmann::json;
+
+inline const json* field(const json& j, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    auto it = j.find(n);
+    if (it != j.end() && !it->is_null()) return &*it;
+  }
+  return nullptr;
+}
+
+[[noreturn]] inline void bad_field(const char* what, const std::string& source, const char* name, const json& v,
+                                   const char* want) {
+  throw cli::Error(cli::Exit::incompatible, source,
+                   fmt::format("{} config: '{}' must be {}, got {}", what, name, want, v.dump()));
+}
+
+inline void get_int(const char* what, const json& j, std::initializer_list<const char*> names, std::int64_t& out,
+                    const std::string& src) {
+  if (const json* v = field(j, names)) {
+    if (!v->is_number_integer()) bad_field(what, src, *names.begin(), *v, "an integer");
+    out = v->get<std::int64_t>();
+  }
+}
+
+inline void get_num(const char* what, const json& j, std::initializer_list<const char*> names, double& out,
+                    const std::string& src) {
+  if (const json* v = field(j, names)) {
+    if (!v->is_number()) bad_field(what, src, *names.begin(), *v, "a number");
+    out = v->get<double>();
+  }
+}
+
+inline void get_bool(const char* what, const json& j, const char* name, bool& out, const std::string& src) {
+  if (const json* v = field(j, {name})) {
+    if (!v->is_boolean()) bad_field(what, src, name, *v, "true or false");
+    out = v->get<bool>();
+  }
+}
+
+// An integer (repeated N times, as timm's to_Ntuple) or a list of N integers.
+template <std::size_t N>
+void get_tuple(const char* what, const json& j, std::initializer_list<const char*> names,
+               std::array<std::int64_t, N>& out, const std::string& src) {
+  const json* v = field(j, names);
+  if (!v) return;
+  if (v->is_number_integer()) {
+    out.fill(v->get<std::int64_t>());
+    return;
+  }
+  const std::string want = fmt::format("an integer or a list of {} integers", N);
+  if (!v->is_array() || v->size() != N) bad_field(what, src, *names.begin(), *v, want.c_str());
+  for (std::size_t i = 0; i < N; ++i) {
+    if (!(*v)[i].is_number_integer()) bad_field(what, src, *names.begin(), *v, want.c_str());
+    out[i] = (*v)[i].get<std::int64_t>();
+  }
+}
+
+}  // namespace hse::model::cfg
