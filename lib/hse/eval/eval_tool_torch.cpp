@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <cmath>
 #include <fstream>
 #include <istream>
@@ -85,8 +86,10 @@ void declare(CLI::App& app, Options& o) {
   ret->callback([&o] { o.task = "retrieval"; });
 }
 
-std::vector<Prediction> read_predictions(std::istream& in, const std::string& name) {
-  std::vector<Prediction> out;
+namespace {
+// Calls fn(object, line number) for every non-blank line of JSONL; errors name the line.
+void for_each_jsonl(std::istream& in, const std::string& name,
+                    const std::function<void(const nlohmann::json&, std::size_t)>& fn) {
   std::string line;
   std::size_t n = 0;
   while (std::getline(in, line)) {
@@ -99,6 +102,14 @@ std::vector<Prediction> read_predictions(std::istream& in, const std::string& na
       cli::fail_input(name, "line {}: malformed JSON", n);
     }
     if (!j.is_object()) cli::fail_input(name, "line {}: expected a JSON object", n);
+    fn(j, n);
+  }
+}
+}  // namespace
+
+std::vector<Prediction> read_predictions(std::istream& in, const std::string& name) {
+  std::vector<Prediction> out;
+  for_each_jsonl(in, name, [&](const nlohmann::json& j, std::size_t n) {
     Prediction p;
     p.line = n;
     if (!j.contains("id") || !(j["id"].is_string() || j["id"].is_number()))
@@ -113,7 +124,7 @@ std::vector<Prediction> read_predictions(std::istream& in, const std::string& na
       p.has_reference = true;
     }
     out.push_back(std::move(p));
-  }
+  });
   if (out.empty()) cli::fail_input(name, "no predictions (empty input)");
   return out;
 }
@@ -143,21 +154,11 @@ std::map<std::string, std::string> read_references(const Options& o) {
     }
   } else {
     std::istringstream in(io::read_file(f));
-    std::string line;
-    std::size_t n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      if (strip(line).empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception&) {
-        cli::fail_input(f, "line {}: malformed JSON", n);
-      }
-      if (!j.is_object() || !j.contains("id") || !j.contains("reference") || !j["reference"].is_string())
+    for_each_jsonl(in, f, [&](const nlohmann::json& j, std::size_t n) {
+      if (!j.contains("id") || !j.contains("reference") || !j["reference"].is_string())
         cli::fail_input(f, "line {}: expected {{\"id\", \"reference\"}}", n);
       refs[j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump()] = j["reference"].get<std::string>();
-    }
+    });
   }
   if (refs.empty()) cli::fail_input(f, "no references");
   return refs;

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <string>
 
@@ -70,6 +72,20 @@ void get_tuple(const char* what, const json& j, std::initializer_list<const char
     if (!(*v)[i].is_number_integer()) bad_field(what, src, *names.begin(), *v, want.c_str());
     out[i] = (*v)[i].get<std::int64_t>();
   }
+}
+
+// Reads a config JSON file, or `<dir>/config.json` when `path` is a directory; `file`
+// receives the path read (for error messages).
+inline json read_file(const std::string& path, std::string& file) {
+  namespace fs = std::filesystem;
+  file = path;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) file = (fs::path(path) / "config.json").string();
+  std::ifstream in(file);
+  if (!in) throw cli::Error(cli::Exit::incompatible, file, "cannot open the model config");
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw cli::Error(cli::Exit::incompatible, file, "model config is not valid JSON");
+  return j;
 }
 
 }  // namespace hse::model::cfg

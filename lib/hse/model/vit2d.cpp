@@ -108,14 +108,8 @@ Vit2dConfig Vit2dConfig::from_json(const nlohmann::json& j, const std::string& s
 }
 
 Vit2dConfig Vit2dConfig::from_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::string file = path;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) file = (fs::path(path) / "config.json").string();
-  std::ifstream in(file);
-  if (!in) throw cli::Error(cli::Exit::incompatible, file, "cannot open the model config");
-  json j = json::parse(in, nullptr, false);
-  if (j.is_discarded()) throw cli::Error(cli::Exit::incompatible, file, "model config is not valid JSON");
+  std::string file;
+  const json j = cfg::read_file(path, file);
   return from_json(j, file);
 }
 
