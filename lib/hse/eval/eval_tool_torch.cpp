@@ -201,6 +201,14 @@ std::vector<Pair> join(const Options& o, const std::vector<Prediction>& preds, c
 
 using Table = std::vector<std::pair<std::string, double>>;
 
+// <prefix>_precision, <prefix>_recall, <prefix>_f1.
+void add_prf(Table& t, const std::string& prefix, double p, double r, double f) {
+  t.emplace_back(prefix + "_precision", p);
+  t.emplace_back(prefix + "_recall", r);
+  t.emplace_back(prefix + "_f1", f);
+}
+
+
 // Per-sample text metrics and their means; corpus BLEU over all pairs.
 void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
                   std::vector<std::vector<std::pair<std::string, double>>>& per_item) {
@@ -259,9 +267,7 @@ void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
       R += bs.R[i];
       F += bs.F[i];
     }
-    t.emplace_back("bertscore_precision", P / n);
-    t.emplace_back("bertscore_recall", R / n);
-    t.emplace_back("bertscore_f1", F / n);
+    add_prf(t, "bertscore", P / n, R / n, F / n);
   }
 }
 
@@ -449,12 +455,8 @@ int run(const Options& o, cli::Io& io) {
       const VqaScores v = score_vqa(preds, answers);
       t.emplace_back("acc_major", v.acc_class);
       t.emplace_back("acc_minor", v.acc_text);
-      t.emplace_back("region_micro_precision", v.accuracy);
-      t.emplace_back("region_micro_recall", v.accuracy);
-      t.emplace_back("region_micro_f1", v.accuracy);
-      t.emplace_back("region_macro_precision", v.macro_precision);
-      t.emplace_back("region_macro_recall", v.macro_recall);
-      t.emplace_back("region_macro_f1", v.macro_f1);
+      add_prf(t, "region_micro", v.accuracy, v.accuracy, v.accuracy);
+      add_prf(t, "region_macro", v.macro_precision, v.macro_recall, v.macro_f1);
       for (int c = 0; c < kNumMajorClasses; ++c)
         if (v.present[static_cast<std::size_t>(c)])
           t.emplace_back("region_f1_" + slug(kMajorClasses[static_cast<std::size_t>(c)]), v.f1[static_cast<std::size_t>(c)]);
@@ -467,12 +469,8 @@ int run(const Options& o, cli::Io& io) {
         lr.push_back(extract_labels(p.ref));
       }
       const LabelScores ls = score_labels(lp, lr);
-      t.emplace_back("ce_micro_precision", ls.micro_precision);
-      t.emplace_back("ce_micro_recall", ls.micro_recall);
-      t.emplace_back("ce_micro_f1", ls.micro_f1);
-      t.emplace_back("ce_macro_precision", ls.macro_precision);
-      t.emplace_back("ce_macro_recall", ls.macro_recall);
-      t.emplace_back("ce_macro_f1", ls.macro_f1);
+      add_prf(t, "ce_micro", ls.micro_precision, ls.micro_recall, ls.micro_f1);
+      add_prf(t, "ce_macro", ls.macro_precision, ls.macro_recall, ls.macro_f1);
       t.emplace_back("ce_exact_match", ls.exact_match);
       for (std::size_t c = 0; c < static_cast<std::size_t>(kNumLabels); ++c)
         if (ls.support[c] + ls.fp[c] > 0) t.emplace_back("ce_f1_" + slug(kLabelNames[c]), ls.f1[c]);
