@@ -323,7 +323,14 @@ torch::Tensor Phi3LinearImpl::dense_weight(torch::Dtype dtype) const {
 }
 
 torch::Tensor Phi3LinearImpl::forward(const torch::Tensor& x) {
-  return torch::linear(x, quantized() ? dense_weight(x.scalar_type()) : weight);
+  auto result = torch::linear(x, quantized() ? dense_weight(x.scalar_type()) : weight);
+  if (!has_lora() || lora_merged) return result;
+  // PEFT lora.Linear.forward (vanilla LoRA, one active adapter).
+  const auto result_dtype = result.scalar_type();
+  auto xl = x.to(lora_A->weight.scalar_type());
+  if (lora_dropout > 0 && is_training()) xl = torch::dropout(xl, lora_dropout, true);
+  result = result + lora_B->forward(lora_A->forward(xl)) * lora_scaling;
+  return result.to(result_dtype);
 }
 
 void Phi3LinearImpl::quantize_int8() {
@@ -340,13 +347,18 @@ void Phi3LinearImpl::quantize_int8() {
 }
 
 void Phi3LinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
-  if (quantized())
-    torch::nn::Module::to(device, non_blocking);  // int8 codes and float32 scales keep their dtypes
-  else
-    torch::nn::Module::to(device, dtype, non_blocking);
+  // int8 codes, float32 scales and LoRA weights keep their dtypes; only the dense weight is cast.
+  torch::nn::Module::to(device, non_blocking);
+  if (!quantized()) {
+    torch::NoGradGuard ng;
+    weight.set_data(weight.to(dtype, non_blocking));
+  }
 }
 void Phi3LinearImpl::to(torch::Dtype dtype, bool non_blocking) {
-  if (!quantized()) torch::nn::Module::to(dtype, non_blocking);
+  if (!quantized()) {
+    torch::NoGradGuard ng;
+    weight.set_data(weight.to(dtype, non_blocking));
+  }
 }
 void Phi3LinearImpl::to(torch::Device device, bool non_blocking) { torch::nn::Module::to(device, non_blocking); }
 
@@ -617,7 +629,9 @@ Phi3ForCausalLM load_phi3(const std::string& path, const Phi3LoadOptions& option
   if (dir.empty()) dir = ".";
   const fs::path cfg = dir / "config.json";
   if (!fs::exists(cfg)) cli::fail_input(path, "no config.json beside the Phi-3 weights");
-  return load_phi3(Phi3Config::from_file(cfg.string()), path, options);
+  auto m = load_phi3(Phi3Config::from_file(cfg.string()), path, options);
+  m->name_or_path = path;
+  return m;
 }
 
 void save_phi3(const Phi3ForCausalLM& model, const std::string& dir) {
@@ -634,7 +648,12 @@ void save_phi3(const Phi3ForCausalLM& model, const std::string& dir) {
     if (!f) cli::fail(cli::Exit::runtime, dir, "cannot write config.json");
   }
   io::SafeTensorsWriter w;
-  add_state(w, *model, "", io_dtype(model->dtype()));
+  const io::Dtype dt = io_dtype(model->dtype());
+  for (const auto& p : model->named_parameters(true)) {
+    if (p.key().find(".lora_") != std::string::npos) continue;  // LoRA weights are the adapter's (lora.h)
+    const auto c = p.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    w.add_float(p.key(), dt, std::vector<std::int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr<float>());
+  }
   w.set_metadata("format", "pt");
   w.write((fs::path(dir) / "model.safetensors").string());
 }

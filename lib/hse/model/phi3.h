@@ -147,6 +147,8 @@ class Phi3LinearImpl : public torch::nn::Module {
   // The weight in `dtype` (dequantised when int8).
   torch::Tensor dense_weight(torch::Dtype dtype) const;
 
+  // to(dtype) casts the base weight only: int8 storage and the LoRA weights keep their dtypes
+  // (set_lora_dtype in lora.h changes the latter); to(device) moves everything.
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
   void to(torch::Dtype dtype, bool non_blocking = false) override;
   void to(torch::Device device, bool non_blocking = false) override;
@@ -155,6 +157,19 @@ class Phi3LinearImpl : public torch::nn::Module {
   torch::Tensor weight;   // [out,in]; undefined once quantised
   torch::Tensor qweight;  // int8 [out,in] ("weight_int8")
   torch::Tensor scale;    // float32 [out] ("weight_scale")
+
+  // Optional LoRA delta (PEFT's lora.Linear; attached, merged, saved and loaded by lora.h). When
+  // attached, two bias-free children are registered under PEFT's names, so the parameters are
+  // "<this>.lora_A.weight" [r,in] and "<this>.lora_B.weight" [out,r], and forward is PEFT's:
+  //   result = x W^T;  xl = x.to(lora dtype);  xl = dropout(xl, lora_dropout) in training;
+  //   result = (result + lora_B(lora_A(xl)) * lora_scaling).to(result dtype)
+  // (the sum in the promoted dtype, as torch promotes bf16 + fp32). When lora_merged, the delta
+  // is inside `weight` and forward is the plain one.
+  torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};
+  double lora_scaling = 1.0;
+  double lora_dropout = 0.0;
+  bool lora_merged = false;
+  bool has_lora() const { return !lora_A.is_empty(); }
 };
 TORCH_MODULE(Phi3Linear);
 
@@ -273,6 +288,9 @@ class Phi3ForCausalLMImpl : public torch::nn::Module {
   Phi3Config config;
   Phi3Model model{nullptr};
   Phi3Linear lm_head{nullptr};  // null when tie_word_embeddings
+  // Where the weights came from (load_phi3's path; empty otherwise). lora.h compares its last
+  // path component with an adapter's base_model_name_or_path.
+  std::string name_or_path;
 };
 TORCH_MODULE(Phi3ForCausalLM);
 
@@ -296,7 +314,8 @@ Phi3ForCausalLM load_phi3(const std::string& path, const Phi3LoadOptions& option
 Phi3ForCausalLM load_phi3(const Phi3Config& config, const std::string& weights, const Phi3LoadOptions& options = {});
 
 // Writes an HF directory (config.json + model.safetensors, in the model's dtype: F32, BF16 or F16).
-// Throws cli::Error (exit 1) for an int8-quantised model (its weights are not HF's).
+// Throws cli::Error (exit 1) for an int8-quantised model (its weights are not HF's). LoRA weights
+// (lora.h) are not written: a merged LoRA is saved inside the base weights, an unmerged one not at all.
 void save_phi3(const Phi3ForCausalLM& model, const std::string& dir);
 
 }  // namespace hse::model

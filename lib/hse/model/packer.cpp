@@ -1,0 +1,264 @@
+#include "hse/model/packer.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "hse/cli/cli.h"
+#include "hse/model/config_json.h"
+
+namespace hse::model {
+
+namespace {
+
+constexpr const char* kWhat = "packer";
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& src, const std::string& msg) {
+  throw cli::Error(cli::Exit::incompatible, src, fmt::format("packer config: {}", msg));
+}
+
+}  // namespace
+
+const char* packer_kind_name(PackerKind k) {
+  switch (k) {
+    case PackerKind::v2p:
+      return "v2p";
+    case PackerKind::spatial_pool:
+      return "spatial_pool";
+    case PackerKind::sequence_pool:
+      return "sequence_pool";
+    case PackerKind::qformer:
+      return "qformer";
+    case PackerKind::anatomy:
+      return "anatomy";
+  }
+  return "?";
+}
+
+// ------------------------------------------------------------------ config
+std::array<std::int64_t, 3> PackerConfig::strides() const {
+  std::array<std::int64_t, 3> s{};
+  for (int i = 0; i < 3; ++i) s[i] = stride[i] > 0 ? stride[i] : window[i];
+  return s;
+}
+
+std::array<std::int64_t, 3> PackerConfig::query_grid() const {
+  const auto s = strides();
+  std::array<std::int64_t, 3> q{};
+  for (int i = 0; i < 3; ++i) q[i] = (grid[i] - window[i]) / s[i] + 1;
+  return q;
+}
+
+std::int64_t PackerConfig::num_tokens() const {
+  if (kind == PackerKind::sequence_pool) {
+    const auto s = strides();
+    const std::int64_t k = window_size(), st = s[0] * s[1] * s[2];
+    return (num_patches() - k) / st + 1;
+  }
+  const auto q = query_grid();
+  return q[0] * q[1] * q[2];
+}
+
+void PackerConfig::validate(const std::string& src) const {
+  if (in_dim <= 0 || out_dim <= 0 || mlp_hidden < 0)
+    bad(src, fmt::format("in_dim {}, out_dim {} must be positive (mlp_hidden >= 0)", in_dim, out_dim));
+  if (!(dropout >= 0.0 && dropout < 1.0)) bad(src, fmt::format("dropout must be in [0, 1), got {}", dropout));
+  if (!(layer_norm_eps > 0)) bad(src, "layer_norm_eps must be positive");
+  const auto s = strides();
+  for (int i = 0; i < 3; ++i) {
+    if (grid[i] <= 0 || window[i] <= 0 || stride[i] < 0)
+      bad(src, fmt::format("grid [{}], window [{}] and stride [{}] must be positive", fmt::join(grid, ","),
+                           fmt::join(window, ","), fmt::join(stride, ",")));
+    if (window[i] > grid[i])
+      bad(src, fmt::format("window [{}] is larger than the grid [{}]", fmt::join(window, ","), fmt::join(grid, ",")));
+    if (kind != PackerKind::sequence_pool && (grid[i] - window[i]) % s[i] != 0)
+      bad(src, fmt::format("windows [{}] with stride [{}] do not tile the grid [{}] (axis {} would drop tokens)",
+                           fmt::join(window, ","), fmt::join(s, ","), fmt::join(grid, ","), i));
+  }
+  if (kind == PackerKind::sequence_pool) {
+    const std::int64_t k = window_size(), st = s[0] * s[1] * s[2];
+    if ((num_patches() - k) % st != 0)
+      bad(src, fmt::format("sequence pooling with kernel {} and stride {} does not tile {} tokens", k, st,
+                           num_patches()));
+  }
+}
+
+PackerConfig PackerConfig::from_json(const json& j, const std::string& src) {
+  if (!j.is_object()) bad(src, "not a JSON object");
+  PackerConfig c;
+  if (const json* k = cfg::field(j, {"kind", "type"})) {
+    if (!k->is_string()) cfg::bad_field(kWhat, src, "kind", *k, "a string");
+    const std::string s = k->get<std::string>();
+    bool found = false;
+    for (auto kind : {PackerKind::v2p, PackerKind::spatial_pool, PackerKind::sequence_pool, PackerKind::qformer,
+                      PackerKind::anatomy})
+      if (s == packer_kind_name(kind)) {
+        c.kind = kind;
+        found = true;
+      }
+    if (!found)
+      bad(src, fmt::format("unknown kind '{}' (v2p, spatial_pool, sequence_pool; reserved: qformer, anatomy)", s));
+  }
+  cfg::get_int(kWhat, j, {"in_dim"}, c.in_dim, src);
+  cfg::get_int(kWhat, j, {"out_dim"}, c.out_dim, src);
+  cfg::get_int(kWhat, j, {"mlp_hidden"}, c.mlp_hidden, src);
+  cfg::get_tuple<3>(kWhat, j, {"grid"}, c.grid, src);
+  cfg::get_tuple<3>(kWhat, j, {"window"}, c.window, src);
+  cfg::get_tuple<3>(kWhat, j, {"stride"}, c.stride, src);
+  cfg::get_num(kWhat, j, {"dropout"}, c.dropout, src);
+  cfg::get_num(kWhat, j, {"layer_norm_eps"}, c.layer_norm_eps, src);
+  c.validate(src);
+  return c;
+}
+
+json PackerConfig::to_json() const {
+  return json{{"kind", packer_kind_name(kind)}, {"in_dim", in_dim},       {"out_dim", out_dim},
+              {"mlp_hidden", hidden()},         {"grid", grid},           {"window", window},
+              {"stride", strides()},            {"dropout", dropout},     {"layer_norm_eps", layer_norm_eps}};
+}
+
+// ------------------------------------------------------------------ attention core
+torch::Tensor packer_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout,
+                               bool training) {
+  const double c = static_cast<double>(q.size(-1));
+  auto s = torch::matmul(q.unsqueeze(-2), k.transpose(-2, -1)) / std::sqrt(c);  // [B,Q,1,K]
+  auto a = torch::softmax(s, -1);
+  if (training && dropout > 0) a = torch::dropout(a, dropout, true);
+  return torch::matmul(a, v).squeeze(-2);  // [B,Q,C]
+}
+
+torch::Tensor packer_attention_reference(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                         const torch::Tensor& v_in) {
+  TORCH_CHECK(q_in.dim() == 3 && k_in.dim() == 4 && v_in.sizes() == k_in.sizes() && k_in.size(0) == q_in.size(0) &&
+                  k_in.size(1) == q_in.size(1) && k_in.size(3) == q_in.size(2),
+              "packer_attention_reference: q [B,Q,C], k and v [B,Q,K,C]");
+  const auto q = q_in.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto k = k_in.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto v = v_in.to(torch::kCPU, torch::kFloat64).contiguous();
+  const std::int64_t B = q.size(0), Q = q.size(1), C = q.size(2), K = k.size(2);
+  auto out = torch::zeros({B, Q, C}, torch::kFloat64);
+  auto qa = q.accessor<double, 3>();
+  auto ka = k.accessor<double, 4>();
+  auto va = v.accessor<double, 4>();
+  auto oa = out.accessor<double, 3>();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(C));
+  std::vector<double> s(static_cast<std::size_t>(K));
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < Q; ++i) {
+      double mx = -INFINITY;
+      for (std::int64_t j = 0; j < K; ++j) {
+        double dot = 0;
+        for (std::int64_t c = 0; c < C; ++c) dot += qa[b][i][c] * ka[b][i][j][c];
+        s[j] = dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (std::int64_t j = 0; j < K; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      for (std::int64_t j = 0; j < K; ++j) {
+        const double w = s[j] / sum;
+        for (std::int64_t c = 0; c < C; ++c) oa[b][i][c] += w * va[b][i][j][c];
+      }
+    }
+  return out.to(torch::kFloat32);
+}
+
+// ------------------------------------------------------------------ modules
+ResolutionAttentionImpl::ResolutionAttentionImpl(std::int64_t dim, double p, double eps) : dropout_p(p) {
+  Wq = register_module("Wq", torch::nn::Linear(dim, dim));
+  Wk = register_module("Wk", torch::nn::Linear(dim, dim));
+  Wv = register_module("Wv", torch::nn::Linear(dim, dim));
+  output_linear = register_module("output_linear", torch::nn::Linear(dim, dim));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps)));
+}
+
+torch::Tensor ResolutionAttentionImpl::forward(const torch::Tensor& queries, const torch::Tensor& windows) {
+  auto q = Wq(queries), k = Wk(windows), v = Wv(windows);
+  auto x = output_linear(packer_attention(q, k, v, dropout_p, is_training()));
+  if (is_training() && dropout_p > 0) x = torch::dropout(x, dropout_p, true);
+  return norm(q + x);
+}
+
+SpatialPackerImpl::SpatialPackerImpl(const PackerConfig& c) : config(c) {
+  c.validate();
+  if (c.kind == PackerKind::qformer || c.kind == PackerKind::anatomy)
+    throw cli::Error(cli::Exit::incompatible, {},
+                     fmt::format("packer kind '{}' is reserved but not implemented yet", packer_kind_name(c.kind)),
+                     "use v2p, spatial_pool or sequence_pool");
+  if (c.kind == PackerKind::v2p)
+    resolution_attention =
+        register_module("resolution_attention", ResolutionAttention(c.in_dim, c.dropout, c.layer_norm_eps));
+  proj_mpls = register_module(
+      "proj_mpls", torch::nn::Sequential(torch::nn::Linear(c.in_dim, c.hidden()),
+                                         torch::nn::GELU(torch::nn::GELUOptions().approximate("none")),
+                                         torch::nn::Linear(c.hidden(), c.out_dim)));
+}
+
+torch::Tensor SpatialPackerImpl::pooled(const torch::Tensor& x) const {
+  const auto& g = config.grid;
+  const auto s = config.strides();
+  const std::int64_t B = x.size(0), C = x.size(2);
+  auto hr = x.reshape({B, g[0], g[1], g[2], C}).permute({0, 4, 1, 2, 3});
+  auto lr = torch::avg_pool3d(hr, {config.window[0], config.window[1], config.window[2]}, {s[0], s[1], s[2]});
+  return lr.flatten(2).transpose(1, 2);  // [B, Q, C], row-major over (d, h, w)
+}
+
+torch::Tensor SpatialPackerImpl::windows(const torch::Tensor& x) const {
+  const auto& g = config.grid;
+  const auto& w = config.window;
+  const auto s = config.strides();
+  const std::int64_t B = x.size(0), C = x.size(x.dim() - 1);
+  auto hr = x.reshape({B, g[0], g[1], g[2], C});
+  // unfold: [B,d,h,w,C,wd,wh,ww] -> [B,d,h,w,wd,wh,ww,C]
+  auto u = hr.unfold(1, w[0], s[0]).unfold(2, w[1], s[1]).unfold(3, w[2], s[2]);
+  u = u.permute({0, 1, 2, 3, 5, 6, 7, 4});
+  return u.reshape({B, config.num_tokens(), config.window_size(), C});
+}
+
+torch::Tensor SpatialPackerImpl::forward(const torch::Tensor& x_in) {
+  const auto& c = config;
+  if (x_in.dim() != 3 || x_in.size(1) != c.num_patches() || x_in.size(2) != c.in_dim)
+    throw cli::Error(cli::Exit::incompatible, {},
+                     fmt::format("packer: input has shape [{}], expected [B,{},{}] (grid {}x{}x{})",
+                                 fmt::join(x_in.sizes(), ","), c.num_patches(), c.in_dim, c.grid[0], c.grid[1],
+                                 c.grid[2]));
+  const auto& w0 = proj_mpls[0]->as<torch::nn::LinearImpl>()->weight;
+  const auto x = x_in.to(w0.device(), w0.scalar_type());
+  torch::Tensor y;
+  switch (c.kind) {
+    case PackerKind::v2p: {
+      auto& ra = *resolution_attention;
+      auto q = ra.Wq(pooled(x));
+      // Wk/Wv are per-token maps: project the tokens once, then gather the windows (the same
+      // values as projecting the gathered windows, and cheaper for overlapping windows).
+      auto k = windows(ra.Wk(x)), v = windows(ra.Wv(x));
+      auto o = ra.output_linear(packer_attention(q, k, v, ra.dropout_p, ra.is_training()));
+      if (ra.is_training() && ra.dropout_p > 0) o = torch::dropout(o, ra.dropout_p, true);
+      y = ra.norm(q + o);
+      break;
+    }
+    case PackerKind::spatial_pool:
+      y = pooled(x);
+      break;
+    case PackerKind::sequence_pool: {
+      const auto s = c.strides();
+      y = torch::avg_pool1d(x.transpose(1, 2), {c.window_size()}, {s[0] * s[1] * s[2]}).transpose(1, 2);
+      break;
+    }
+    default:
+      throw cli::Error(cli::Exit::incompatible, {}, "packer: kind not implemented");
+  }
+  return proj_mpls->forward(y);
+}
+
+LoadReport load_packer(SpatialPackerImpl& packer, const io::SafeTensorsSet& ckpt, const std::string& prefix,
+                       bool allow_partial) {
+  return load_state(packer, ckpt, prefix, allow_partial);
+}
+
+}  // namespace hse::model

@@ -1,0 +1,135 @@
+// HSENet's Spatial Packer (hsenet-spec §3: VisualPacker_3d_phi_v3 with resolution_attention_v3, in
+// multimodal_projector/spatial_pooling_projector.py), generalised to any token grid and window,
+// plus the paper's pooling baselines.
+//
+// Input X [B, N, C] (C = in_dim): the patch tokens of a 3-D ViT without CLS (final-LayerNorm output),
+// N = D'·H'·W' in the patch-embedding order (token index = d·H'·W' + h·W' + w). HSENet: grid 8x16x16,
+// C 768, 2048 tokens.
+//
+// kind "v2p" (the published packer, default):
+//  1. HR = X.view(B, D', H', W', C).
+//  2. LR = avg_pool3d(HR with channels first, kernel = window (wd,wh,ww), stride = stride (default
+//     = window), no padding), flattened row-major over (d, h, w) of the query grid to Q queries
+//     [B, Q, C]. HSENet: window (1,4,4) -> 8x4x4 = 128 queries.
+//  3. Each query's key/value set: the wd·wh·ww HR tokens of its own window, (d·sd + i, h·sh + j,
+//     w·sw + k), [B, Q, K, C] (key order is irrelevant; no positional term).
+//  4. Single-head attention (resolution_attention; Wq, Wk, Wv, output_linear Linear(C->C)):
+//       q = Wq(LR), k = Wk(HR_win), v = Wv(HR_win)
+//       A = Dropout_p(softmax(q·kᵀ / sqrt(C)))      over the K window tokens
+//       y = LayerNorm(q + Dropout_p(output_linear(A·v)))   residual on the projected q; no FFN
+//     p = dropout (0.1; training mode only), LayerNorm eps 1e-5.
+//  5. proj_mpls: Linear(C -> mlp_hidden), exact (erf) GELU, Linear(mlp_hidden -> out_dim).
+//     HSENet: 768 -> 3072 -> 3072 (Phi-4-mini's width). Output [B, Q, out_dim].
+// kind "spatial_pool": LR of step 2 straight into proj_mpls (no attention).
+// kind "sequence_pool": 1-D average pooling over the token sequence (avg_pool1d, kernel
+//     wd·wh·ww, stride sd·sh·sw: the same token count as spatial_pool for non-overlapping
+//     windows), then proj_mpls.
+// kind "qformer", "anatomy": reserved for the Q-Former and anatomy-adaptive partition baselines
+//     (not implemented yet: the config parses, the constructor throws cli::Error exit 3). Add them
+//     as further kinds here; their parameters go under their own key names.
+//
+// Windows must tile the grid exactly ((dim - window) % stride == 0 per axis), else cli::Error
+// exit 3 (avg_pool3d would silently drop tokens). Token counts (Table 5 style): window (1,4,4)
+// -> 128, (2,4,4) -> 64, (1,2,2) -> 512, (1,8,8) -> 32, window (1,4,4) stride (1,2,2) -> 8·7·7 = 392.
+//
+// Keys (HSENet prefixes "model.mm_projector." / "model.mm_projector2.", and
+// "base_model.model.model.mm_projector{,2}." in its PEFT-wrapped pickle):
+//   resolution_attention.{Wq,Wk,Wv,output_linear,norm}.{weight,bias}    (v2p only)
+//   proj_mpls.0.{weight [mlp_hidden,C], bias}, proj_mpls.2.{weight [out,mlp_hidden], bias}
+// About 14.17 M parameters per packer at HSENet's size. The unused proj_layer_* / pooling_* of the
+// published class are not modelled (ignore them when loading other checkpoints).
+// Initialisation: PyTorch's defaults (Linear kaiming-uniform, LayerNorm 1/0), as the published code.
+// Deviation: none known for v2p (Wk/Wv are applied to the tokens before the windows are gathered:
+// the same values, fewer FLOPs with overlapping windows); the baselines are hse's reading of the
+// paper's comparisons.
+// Parity (tests/parity/test_packer.py, a PyTorch re-implementation from the spec, fp32 CPU):
+// HSENet's full-size packer max|diff|/max|ref| 4.3e-7; the narrow-width, 2x4x4, 1x2x2,
+// overlapping-window, spatial_pool and sequence_pool cases bit-identical.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/torch.h>
+
+#include "hse/model/checkpoint.h"
+
+namespace hse::model {
+
+enum class PackerKind { v2p, spatial_pool, sequence_pool, qformer, anatomy };
+const char* packer_kind_name(PackerKind k);  // "v2p", "spatial_pool", ...
+
+struct PackerConfig {
+  PackerKind kind = PackerKind::v2p;
+  std::int64_t in_dim = 768;
+  std::int64_t out_dim = 3072;
+  std::int64_t mlp_hidden = 0;                  // proj_mpls.0's width; 0: out_dim (HSENet)
+  std::array<std::int64_t, 3> grid{8, 16, 16};  // D', H', W'
+  std::array<std::int64_t, 3> window{1, 4, 4};
+  std::array<std::int64_t, 3> stride{0, 0, 0};  // 0: the window's size (non-overlapping)
+  double dropout = 0.1;
+  double layer_norm_eps = 1e-5;
+
+  std::int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : out_dim; }
+  std::array<std::int64_t, 3> strides() const;
+  std::int64_t num_patches() const { return grid[0] * grid[1] * grid[2]; }  // N
+  std::array<std::int64_t, 3> query_grid() const;  // (grid - window) / stride + 1 per axis
+  std::int64_t num_tokens() const;                 // output tokens Q
+  std::int64_t window_size() const { return window[0] * window[1] * window[2]; }  // K
+
+  // Throws cli::Error (exit 3, naming `source`).
+  void validate(const std::string& source = {}) const;
+  // {"kind": "v2p", "in_dim", "out_dim", "mlp_hidden", "grid": [8,16,16], "window": [1,4,4],
+  //  "stride": [1,4,4], "dropout", "layer_norm_eps"}; absent fields keep the defaults.
+  static PackerConfig from_json(const nlohmann::json& j, const std::string& source = {});
+  nlohmann::json to_json() const;
+};
+
+// The attention core of step 4 after the projections: q [B,Q,C], k and v [B,Q,K,C] ->
+// A·v [B,Q,C] with A = Dropout_p(softmax(q·kᵀ / sqrt(C))) (dropout only when training and p > 0).
+// This is what a fused CUDA kernel would replace.
+torch::Tensor packer_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               double dropout = 0.0, bool training = false);
+
+// The same core (no dropout) in plain loops over float64 accumulators, CPU, any float input:
+// the CPU reference for a CUDA kernel. Returns float32 [B,Q,C].
+torch::Tensor packer_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+
+// resolution_attention_v3: Wq, Wk, Wv, output_linear (Linear(C->C)), dropout, norm (LayerNorm C).
+class ResolutionAttentionImpl : public torch::nn::Module {
+ public:
+  ResolutionAttentionImpl(std::int64_t dim, double dropout, double eps);
+  // queries [B,Q,C], windows [B,Q,K,C] -> [B,Q,C]
+  torch::Tensor forward(const torch::Tensor& queries, const torch::Tensor& windows);
+  torch::nn::Linear Wq{nullptr}, Wk{nullptr}, Wv{nullptr}, output_linear{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  double dropout_p;
+};
+TORCH_MODULE(ResolutionAttention);
+
+class SpatialPackerImpl : public torch::nn::Module {
+ public:
+  // Throws cli::Error (exit 3) for an invalid config or a reserved kind.
+  explicit SpatialPackerImpl(const PackerConfig& config);
+  // x [B, N, in_dim] -> [B, num_tokens, out_dim] (float dtype of the parameters; x is cast).
+  // Throws cli::Error (exit 3) when x's shape does not match the config.
+  torch::Tensor forward(const torch::Tensor& x);
+  // Step 2: the pooled queries [B, Q, C] of x [B, N, C].
+  torch::Tensor pooled(const torch::Tensor& x) const;
+  // Step 3: each query's window tokens [B, Q, K, C].
+  torch::Tensor windows(const torch::Tensor& x) const;
+
+  PackerConfig config;
+  ResolutionAttention resolution_attention{nullptr};  // v2p only
+  torch::nn::Sequential proj_mpls{nullptr};           // 0: Linear, 1: GELU, 2: Linear
+};
+TORCH_MODULE(SpatialPacker);
+
+// Loads the packer's tensors named `prefix + name` (load_state: strict unless allow_partial;
+// cli::Error exit 3 naming the file).
+LoadReport load_packer(SpatialPackerImpl& packer, const io::SafeTensorsSet& ckpt, const std::string& prefix,
+                       bool allow_partial = false);
+
+}  // namespace hse::model
