@@ -22,6 +22,7 @@ struct Options {
   std::vector<std::string> slices;            // HDF5 kind slices: the 2-D encoder
   std::string vit2d_config;                   // with --slices: vit2d config (default <model dir>/config.json)
   std::string prefix = "visual.trunk.";       // with --slices: key prefix of the trunk
+  long long random_init = -1;                 // with --slices and no --model: seeded random trunk (demos, tests)
   bool tokens = false;                        // all last-layer tokens (CLS dropped) instead of the projected CLS
   bool patch_scores = false;                  // stage 2: also the 2E3 patch scores
   int batch = 4;

@@ -19,13 +19,17 @@ namespace hse::embed {
 void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind embeddings, or slice_features with --slices)");
-  app.add_option("--model", o.model, "CLIP checkpoint directory (with --slices: the 2-D encoder's safetensors)")->required();
+  app.add_option("--model", o.model, "CLIP checkpoint directory (with --slices: the 2-D encoder's safetensors)");
   app.add_option("--volumes", o.volumes, "volumes to embed (HDF5 kind volumes)");
   app.add_option("--slice-features", o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
   app.add_option("--reports", o.reports, "embed the reports of this CSV (VolumeName + text columns) instead");
   app.add_option("--text-columns", o.text_columns, "report columns joined as the text")->delimiter(',');
   app.add_option("--slices", o.slices, "embed 2-D slices (HDF5 kind slices) with the 2-D encoder (BiomedCLIP trunk)");
   app.add_option("--vit2d-config", o.vit2d_config, "with --slices: the 2-D encoder's config (vit2d JSON)");
+  app.add_option("--random-init", o.random_init,
+                 "with --slices and no --model: a randomly initialised 2-D encoder seeded with this value (demos and "
+                 "tests without BiomedCLIP weights; needs --vit2d-config)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--prefix", o.prefix, "with --slices: key prefix of the trunk in the checkpoint")->default_val("visual.trunk.");
   app.add_flag("--tokens", o.tokens, "write all last-layer tokens (CLS dropped, [N,T,H]) for the packers");
   app.add_flag("--patch-scores", o.patch_scores, "2E3 models: also write the patch scores ([N,T])");
@@ -67,13 +71,22 @@ int run(const Options& o, cli::Io&) {
   if (o.batch < 1) cli::fail_usage("--batch must be positive");
   torch::NoGradGuard ng;
 
+  const bool random_trunk = o.random_init >= 0;
+  if (random_trunk && (o.slices.empty() || !o.model.empty()))
+    cli::fail_usage("--random-init goes with --slices and replaces --model");
+  if (random_trunk && o.vit2d_config.empty()) cli::fail_usage("--random-init needs --vit2d-config");
+  if (o.model.empty() && !random_trunk) cli::fail_usage("--model is required");
+
   if (!o.slices.empty()) {
     const std::string cfg = !o.vit2d_config.empty() ? o.vit2d_config
                            : fs::is_directory(o.model) ? (fs::path(o.model) / "config.json").string()
                                                        : (fs::path(o.model).parent_path() / "config.json").string();
+    if (random_trunk) torch::manual_seed(static_cast<std::uint64_t>(o.random_init));
     model::Vit2d m(model::Vit2dConfig::from_file(cfg));
-    const std::string weights = fs::is_directory(o.model) ? (fs::path(o.model) / "model.safetensors").string() : o.model;
-    model::load_vit2d(m, io::SafeTensorsSet(weights), o.prefix);
+    if (!random_trunk) {
+      const std::string weights = fs::is_directory(o.model) ? (fs::path(o.model) / "model.safetensors").string() : o.model;
+      model::load_vit2d(m, io::SafeTensorsSet(weights), o.prefix);
+    }
     m->to(dev);
     h5::Reader r(o.slices, "slices");
     const auto shape = r.item_shape("slices");
@@ -89,7 +102,7 @@ int run(const Options& o, cli::Io&) {
       w.add_id(r.ids()[i]);
       progress.tick();
     }
-    w.set_attr("model", o.model);
+    w.set_attr("model", random_trunk ? "random-init:" + std::to_string(o.random_init) : o.model);
     w.add_provenance(r.provenance());
     w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
     w.commit();
