@@ -1,0 +1,36 @@
+// hse-generate: report generation (MRG) and location VQA with an HSENet VLM (hsenet-spec §0, §4, §6).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hse/cli/cli.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hse::generate {
+
+struct Options {
+  cli::Common common;
+  std::string model, llm, adapter, clip, tokenizer;
+  std::vector<std::string> volumes, slice_features;
+  std::string tokens1, tokens2;
+  std::string task = "mrg";
+  std::string questions, reports, prompts, template_text;
+  long max_new_tokens = -1;  // -1: 512 (mrg) / 74 (vqa)
+  int num_beams = 1;
+  bool do_sample = false;
+  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
+  long top_k = 50;
+  int batch = 1;
+  std::string dtype = "fp32";
+  bool int8 = false;
+};
+
+void declare(CLI::App& app, Options& o);
+int run(const Options& o, cli::Io& io);
+
+}  // namespace hse::generate

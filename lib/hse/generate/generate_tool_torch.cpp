@@ -1,0 +1,194 @@
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "hse/generate/generate_tool.h"
+#include "hse/generate/vlm_inputs.h"
+#include "hse/model/vlm.h"
+#include "hse/text/bpe.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::generate {
+
+void declare(CLI::App& app, Options& o) {
+  cli::add_common(app, o.common, cli::kDevice | cli::kThreads | cli::kSeed | cli::kVerbosity | cli::kProgress);
+  app.add_option("--model", o.model, "hse VLM adapter directory (hse-finetune output: hse_vlm.json + adapter.safetensors)");
+  app.add_option("--adapter", o.adapter, "the same as --model (with --llm)");
+  app.add_option("--llm", o.llm, "Phi-3 LLM directory (default: the adapter's, relative paths from the adapter directory)");
+  app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs) for --volumes");
+  app.add_option("--volumes", o.volumes, "volumes (HDF5 kind volumes)");
+  app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)");
+  app.add_option("--tokens1", o.tokens1, "cached stage-1 ViT token features (hse-embed --tokens) instead of --clip/--volumes");
+  app.add_option("--tokens2", o.tokens2, "cached stage-2 (2E3) token features (hse-embed --tokens)");
+  app.add_option("--task", o.task, "mrg (report generation) or vqa (location questions)")
+      ->default_val("mrg")
+      ->check(CLI::IsMember({"mrg", "vqa"}));
+  app.add_option("--questions", o.questions,
+                 "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference); - or absent: stdin");
+  app.add_option("--reports", o.reports, "mrg: reports CSV whose Findings_EN becomes the reference");
+  app.add_option("--prompts", o.prompts, "vqa: location templates (default share/hse/prompts/location.txt; the first is used)");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
+  app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
+  app.add_option("--num-beams", o.num_beams, "beam search width (1: greedy)")->default_val(1);
+  app.add_flag("--do-sample", o.do_sample, "sample instead of greedy decoding");
+  app.add_option("--temperature", o.temperature, "sampling temperature")->default_val(1.0);
+  app.add_option("--top-p", o.top_p, "sampling nucleus")->default_val(1.0);
+  app.add_option("--top-k", o.top_k, "sampling top-k (0: off)")->default_val(50);
+  app.add_option("--repetition-penalty", o.repetition_penalty, "repetition penalty (1: off)")->default_val(1.0);
+  app.add_option("--batch", o.batch, "items generated together")->default_val(1);
+  app.add_option("--dtype", o.dtype, "LLM dtype: fp32, bf16 or fp16")->default_val("fp32");
+  app.add_flag("--int8", o.int8, "int8 weight-only LLM (LoRA merged first)");
+}
+
+namespace {
+
+struct Item {
+  std::string id, prompt, reference;
+  bool has_reference = false;
+  std::size_t volume = 0;
+};
+
+std::string strip(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+}  // namespace
+
+int run(const Options& o, cli::Io& io) {
+  torch::set_num_threads(cli::resolve_threads(o.common.threads));
+  const auto dev = vlmio::parse_device(o.common.device);
+  const auto dtype = vlmio::parse_dtype(o.dtype);
+  if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch and --num-beams must be positive");
+  std::string adapter = !o.model.empty() ? o.model : o.adapter;
+  if (adapter.empty()) cli::fail_usage("give --model ADAPTER_DIR (or --llm DIR --adapter DIR)");
+  const bool vqa = o.task == "vqa";
+
+  // Model.
+  model::VlmLoadOptions lo;
+  lo.dtype = dtype;
+  lo.device = dev;
+  lo.int8 = o.int8;
+  lo.merge_lora = o.int8;
+  lo.llm = o.llm;
+  if (lo.llm.empty() && fs::is_directory(adapter) && fs::exists(fs::path(adapter) / model::kVlmConfigFile)) {
+    const auto cfg = model::VlmConfig::from_file(adapter);
+    if (!cfg.llm.empty() && fs::path(cfg.llm).is_relative() && fs::exists(fs::path(adapter) / cfg.llm))
+      lo.llm = (fs::path(adapter) / cfg.llm).string();
+  }
+  auto vlm = model::load_vlm(adapter, lo);
+  const std::string llm_dir = !lo.llm.empty() ? lo.llm : vlm->config.llm;
+
+  // Tokenizer.
+  std::string tok_path = o.tokenizer;
+  if (tok_path.empty()) {
+    if (fs::is_directory(adapter) && fs::exists(fs::path(adapter) / "tokenizer.json"))
+      tok_path = (fs::path(adapter) / "tokenizer.json").string();
+    else
+      tok_path = (fs::path(llm_dir) / "tokenizer.json").string();
+  }
+  if (!fs::exists(tok_path)) cli::fail_input(tok_path, "no such tokenizer (give --tokenizer tokenizer.json)");
+  const auto tok = text::BpeTokenizer::from_file(tok_path);
+  if (tok.vocab_size() > vlm->llm->config.vocab_size)
+    cli::fail_input(tok_path, "tokenizer has {} tokens, the LLM's vocabulary {}", tok.vocab_size(),
+                    vlm->llm->config.vocab_size);
+
+  // Vision.
+  vlmio::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
+  vlmio::VisionSource vision(vo, dev);
+
+  // Items.
+  std::vector<Item> items;
+  if (!vqa) {
+    std::map<std::string, std::string> refs;
+    if (!o.reports.empty()) refs = vlmio::read_reports(o.reports);
+    for (std::size_t i = 0; i < vision.ids().size(); ++i) {
+      Item it{vision.ids()[i], vlmio::kMrgEvalPrompt, {}, false, i};
+      if (auto r = refs.find(it.id); r != refs.end()) {
+        it.reference = r->second;
+        it.has_reference = true;
+      }
+      items.push_back(std::move(it));
+    }
+  } else {
+    const std::string qpath = o.questions.empty() || o.questions == "-" ? "/dev/stdin" : o.questions;
+    const auto rows = vlmio::read_vqa(qpath, false);
+    std::vector<std::string> templates;
+    for (const auto& r : rows) {
+      Item it;
+      it.id = r.id;
+      if (!r.question.empty()) {
+        it.prompt = r.question;
+      } else {
+        if (templates.empty())
+          templates = vlmio::read_prompts(o.prompts.empty() ? vlmio::share_file("prompts/location.txt") : o.prompts, true);
+        it.prompt = vlmio::fill(templates.front(), r.abnormality);
+      }
+      it.reference = r.answer;
+      it.has_reference = !r.answer.empty();
+      const auto v = vision.index_of(r.id);
+      if (!v) cli::fail_input(qpath, "volume '{}' is not in {}", r.id, vision.source());
+      it.volume = *v;
+      items.push_back(std::move(it));
+    }
+  }
+
+  // Prompts (token ids) and their length check against the LLM's context.
+  const auto toks = vlm->tokens();
+  const std::int64_t n_img = vlm->image_tokens();
+  const std::int64_t ctx = vlm->llm->config.max_position_embeddings;
+  std::vector<std::vector<std::int64_t>> prompt_ids;
+  for (const auto& it : items) {
+    auto ids = model::vlm_prompt_ids(toks, n_img, tok.encode(it.prompt, true));
+    if (static_cast<std::int64_t>(ids.size()) > ctx)
+      cli::fail_input(it.id, "prompt of {} tokens is longer than the LLM's context ({})", ids.size(), ctx);
+    prompt_ids.push_back(std::move(ids));
+  }
+
+  model::GenerateOptions g;
+  g.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : (vqa ? 74 : 512);
+  g.do_sample = o.do_sample;
+  g.temperature = o.temperature;
+  g.top_p = o.top_p;
+  g.top_k = o.top_k;
+  g.seed = o.common.seed;
+  g.num_beams = o.num_beams;
+  g.repetition_penalty = o.repetition_penalty;
+  g.eos_token_ids = std::vector<std::int64_t>{toks.eos};
+  g.pad_token_id = toks.pad;
+
+  torch::NoGradGuard ng;
+  cli::Progress progress("generate", items.size(), o.common.progress);
+  for (std::size_t s = 0; s < items.size(); s += static_cast<std::size_t>(o.batch)) {
+    const std::size_t e = std::min(items.size(), s + static_cast<std::size_t>(o.batch));
+    std::vector<std::size_t> vols;
+    std::vector<std::vector<std::int64_t>> prompts;
+    for (std::size_t k = s; k < e; ++k) {
+      vols.push_back(items[k].volume);
+      prompts.push_back(prompt_ids[k]);
+    }
+    const auto [t1, t2] = vision.features(vols);
+    const auto out = vlm->generate(prompts, t1, t2, g);
+    for (std::size_t k = s; k < e; ++k) {
+      nlohmann::json j;
+      j["id"] = items[k].id;
+      j["prompt"] = items[k].prompt;
+      j["prediction"] = strip(tok.decode(out[k - s], true));
+      if (items[k].has_reference) j["reference"] = items[k].reference;
+      io.out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+      io.out.flush();
+      if (!io.out) return 0;  // closed pipe
+    }
+    progress.tick(e - s);
+  }
+  progress.finish();
+  return 0;
+}
+
+}  // namespace hse::generate

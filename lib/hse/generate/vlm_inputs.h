@@ -1,0 +1,78 @@
+// Inputs shared by hse-finetune and hse-generate: the frozen vision towers (a stage-2 CLIP with
+// both 3-D ViTs, or cached token features from hse-embed --tokens), the report and RadGenome VQA
+// CSVs, the prompt template files (share/hse/prompts), devices and dtypes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "hse/io/h5.h"
+#include "hse/model/clip.h"
+
+namespace hse::vlmio {
+
+// The MRG evaluation prompt (hsenet-spec §4).
+inline const char* kMrgEvalPrompt = "Can you summarize with findings the images presented?";
+
+// A file under share/hse (e.g. "prompts/caption.txt"): $HSE_SHARE/<rel>, else <exe>/../share/hse/<rel>,
+// else <exe>/../../share/hse/<rel> (a build tree). Throws cli::Error exit 3 when none exists.
+std::string share_file(const std::string& rel);
+// Non-empty lines of a template file (exit 3 when there are none; location templates must hold
+// "{abnormality}").
+std::vector<std::string> read_prompts(const std::string& path, bool need_abnormality);
+// Replaces every "{abnormality}" with `abnormality`.
+std::string fill(const std::string& tmpl, const std::string& abnormality);
+
+// VolumeName -> text of `column` (default Findings_EN; "Not given." and empty rows are kept as "").
+std::map<std::string, std::string> read_reports(const std::string& path, const std::string& column = "Findings_EN");
+
+// RadGenome-style rows: VolumeName (any case), then "question" or "abnormality", and "answer" or
+// "anatomy" (optional in generation: the reference). Column names are matched case-insensitively.
+struct VqaRow {
+  std::string id, abnormality, question, answer;
+};
+std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer);
+
+// torch device for --device (exit 4 when CUDA is requested and missing).
+torch::Device parse_device(const std::string& device);
+// fp32 | bf16 | fp16 (exit 2 otherwise).
+torch::Dtype parse_dtype(const std::string& dtype);
+
+struct VisionOptions {
+  std::string clip;                          // stage-2 CLIP dir (both towers)
+  std::vector<std::string> volumes, slices;  // HDF5 volumes / slice_features
+  std::string tokens1, tokens2;              // hse-embed --tokens outputs (stage-1 / stage-2 towers)
+};
+
+// Patch-token features of the two towers per volume: t1 (stage-1 3-D ViT), t2 (2E3), [B,N,C] float32.
+class VisionSource {
+ public:
+  VisionSource(const VisionOptions& o, const torch::Device& device);
+  const std::vector<std::string>& ids() const { return ids_; }
+  std::optional<std::size_t> index_of(const std::string& id) const;
+  // Features of the volumes `items` on the device; `augment`: HSENet's 3-D augmentation of the
+  // volume (towers only), seeded per item with `seed`.
+  std::pair<torch::Tensor, torch::Tensor> features(const std::vector<std::size_t>& items, bool augment = false,
+                                                   std::uint64_t seed = 0) const;
+  // The towers' config (only with --clip).
+  const model::ClipConfig* clip_config() const { return clip_ ? &clip_->config : nullptr; }
+  std::string source() const { return source_; }
+
+ private:
+  torch::Device device_;
+  mutable model::Clip clip_{nullptr};
+  std::unique_ptr<h5::Reader> vols_, slices_, tok1_, tok2_;
+  std::vector<std::size_t> slice_index_, tok2_index_;
+  std::vector<std::string> ids_;
+  std::map<std::string, std::size_t> index_;
+  std::string source_;
+};
+
+}  // namespace hse::vlmio

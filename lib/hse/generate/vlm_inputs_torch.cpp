@@ -1,0 +1,208 @@
+#include "hse/generate/vlm_inputs.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "hse/cli/cli.h"
+#include "hse/io/csv.h"
+#include "hse/train/clip_data.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::vlmio {
+
+namespace {
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+std::optional<std::size_t> find_ci(const io::Table& t, const std::vector<std::string>& names) {
+  for (const auto& n : names)
+    for (std::size_t i = 0; i < t.header.size(); ++i)
+      if (lower(t.header[i]) == lower(n)) return i;
+  return std::nullopt;
+}
+std::string exe_dir() {
+  std::error_code ec;
+  const auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.parent_path().string();
+}
+}  // namespace
+
+std::string share_file(const std::string& rel) {
+  std::vector<fs::path> cands;
+  if (const char* s = std::getenv("HSE_SHARE"); s && *s) cands.push_back(fs::path(s) / rel);
+  const std::string e = exe_dir();
+  if (!e.empty()) {
+    cands.push_back(fs::path(e) / ".." / "share" / "hse" / rel);
+    cands.push_back(fs::path(e) / ".." / ".." / "share" / "hse" / rel);
+  }
+  for (const auto& c : cands)
+    if (fs::exists(c)) return fs::weakly_canonical(c).string();
+  cli::fail_input(rel, "not found under $HSE_SHARE or the installed share/hse (give the file explicitly)");
+}
+
+std::vector<std::string> read_prompts(const std::string& path, bool need_abnormality) {
+  std::ifstream f(path);
+  if (!f) cli::fail_input(path, "cannot read prompt templates");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(f, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (need_abnormality && line.find("{abnormality}") == std::string::npos)
+      cli::fail_input(path, "template without {{abnormality}}: '{}'", line);
+    out.push_back(line);
+  }
+  if (out.empty()) cli::fail_input(path, "no prompt templates");
+  return out;
+}
+
+std::string fill(const std::string& tmpl, const std::string& abnormality) {
+  std::string s = tmpl;
+  const std::string key = "{abnormality}";
+  for (auto p = s.find(key); p != std::string::npos; p = s.find(key, p + abnormality.size()))
+    s.replace(p, key.size(), abnormality);
+  return s;
+}
+
+std::map<std::string, std::string> read_reports(const std::string& path, const std::string& column) {
+  const io::Table t = io::read_csv(path);
+  const auto idc = find_ci(t, {"VolumeName"});
+  const auto tc = find_ci(t, {column});
+  if (!idc) cli::fail_input(path, "no VolumeName column");
+  if (!tc) cli::fail_input(path, "no {} column", column);
+  std::map<std::string, std::string> out;
+  for (const auto& r : t.rows) {
+    std::string s = r[*tc];
+    if (s == "Not given.") s.clear();
+    out[r[*idc]] = s;
+  }
+  return out;
+}
+
+std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer) {
+  const io::Table t = io::read_csv(path);
+  const auto idc = find_ci(t, {"VolumeName"});
+  const auto qc = find_ci(t, {"question"});
+  const auto ac = find_ci(t, {"abnormality"});
+  const auto ansc = find_ci(t, {"answer", "anatomy"});
+  if (!idc) cli::fail_input(path, "no VolumeName column");
+  if (!qc && !ac) cli::fail_input(path, "no question or abnormality column");
+  if (need_answer && !ansc) cli::fail_input(path, "no answer or anatomy column");
+  std::vector<VqaRow> out;
+  for (const auto& r : t.rows) {
+    VqaRow v;
+    v.id = r[*idc];
+    if (ac) v.abnormality = r[*ac];
+    if (qc) v.question = r[*qc];
+    if (ansc) v.answer = r[*ansc];
+    out.push_back(std::move(v));
+  }
+  if (out.empty()) cli::fail_input(path, "no rows");
+  return out;
+}
+
+torch::Device parse_device(const std::string& device) {
+  const int gpu = cli::parse_device(device);
+  if (gpu >= 0 && !torch::cuda::is_available())
+    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
+  return gpu >= 0 ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu)) : torch::Device(torch::kCPU);
+}
+
+torch::Dtype parse_dtype(const std::string& d) {
+  if (d == "fp32" || d == "float32") return torch::kFloat32;
+  if (d == "bf16" || d == "bfloat16") return torch::kBFloat16;
+  if (d == "fp16" || d == "float16") return torch::kFloat16;
+  cli::fail_usage("--dtype must be fp32, bf16 or fp16 (got '{}')", d);
+}
+
+VisionSource::VisionSource(const VisionOptions& o, const torch::Device& device) : device_(device) {
+  const bool cached = !o.tokens1.empty() || !o.tokens2.empty();
+  if (cached) {
+    if (o.tokens1.empty() || o.tokens2.empty()) cli::fail_usage("give both --tokens1 and --tokens2");
+    tok1_ = std::make_unique<h5::Reader>(std::vector<std::string>{o.tokens1}, "embeddings");
+    tok2_ = std::make_unique<h5::Reader>(std::vector<std::string>{o.tokens2}, "embeddings");
+    for (auto* r : {tok1_.get(), tok2_.get()})
+      if (r->item_shape("embeddings").size() != 2)
+        cli::fail_input(r == tok1_.get() ? o.tokens1 : o.tokens2,
+                        "not token features [N,T,H] (write them with hse-embed --tokens)");
+    std::map<std::string, std::size_t> i2;
+    for (std::size_t i = 0; i < tok2_->size(); ++i) i2[tok2_->ids()[i]] = i;
+    for (std::size_t i = 0; i < tok1_->size(); ++i) {
+      auto it = i2.find(tok1_->ids()[i]);
+      if (it == i2.end()) cli::fail_input(o.tokens2, "no token features for '{}'", tok1_->ids()[i]);
+      tok2_index_.push_back(it->second);
+    }
+    ids_ = tok1_->ids();
+    source_ = o.tokens1;
+  } else {
+    if (o.clip.empty()) cli::fail_usage("give --clip with --volumes (or cached --tokens1/--tokens2)");
+    if (o.volumes.empty()) cli::fail_usage("give --volumes (or cached --tokens1/--tokens2)");
+    clip_ = model::load_clip(o.clip);
+    if (clip_->config.stage != 2 || !clip_->stage1())
+      cli::fail_input(o.clip, "a stage-{} CLIP; the VLM needs a stage-2 CLIP (both 3-D ViTs)", clip_->config.stage);
+    if (o.slices.empty()) cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.clip);
+    clip_->to(device_);
+    clip_->eval();
+    for (auto& p : clip_->parameters()) p.set_requires_grad(false);
+    vols_ = std::make_unique<h5::Reader>(o.volumes, "volumes");
+    slices_ = std::make_unique<h5::Reader>(o.slices, "slice_features");
+    std::map<std::string, std::size_t> si;
+    for (std::size_t i = 0; i < slices_->size(); ++i) si[slices_->ids()[i]] = i;
+    for (const auto& id : vols_->ids()) {
+      auto it = si.find(id);
+      if (it == si.end()) cli::fail_input(o.slices.front(), "no slice features for '{}'", id);
+      slice_index_.push_back(it->second);
+    }
+    ids_ = vols_->ids();
+    source_ = o.volumes.front();
+  }
+  for (std::size_t i = 0; i < ids_.size(); ++i) index_.emplace(ids_[i], i);
+}
+
+std::optional<std::size_t> VisionSource::index_of(const std::string& id) const {
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+torch::Tensor read_items(const h5::Reader& r, const std::string& name, const std::vector<std::size_t>& idx) {
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(idx.size())};
+  for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
+  auto t = torch::empty(shape, torch::kFloat32);
+  for (std::size_t k = 0; k < idx.size(); ++k) r.read(name, idx[k], t[static_cast<std::int64_t>(k)].data_ptr<float>());
+  return t;
+}
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> VisionSource::features(const std::vector<std::size_t>& items, bool augment,
+                                                               std::uint64_t seed) const {
+  torch::NoGradGuard ng;
+  if (tok1_) {
+    std::vector<std::size_t> i2;
+    for (auto i : items) i2.push_back(tok2_index_[i]);
+    return {read_items(*tok1_, "embeddings", items).to(device_), read_items(*tok2_, "embeddings", i2).to(device_)};
+  }
+  auto v = read_items(*vols_, "volumes", items);
+  if (augment)
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      const auto kk = static_cast<std::int64_t>(k);
+      v[kk].copy_(train::augment_volume(v[kk], seed * 1000003ull + items[k]));
+    }
+  std::vector<std::size_t> si;
+  for (auto i : items) si.push_back(slice_index_[i]);
+  auto s = read_items(*slices_, "slice_features", si).to(device_);
+  v = v.to(device_);
+  auto t1 = clip_->stage1()->image_tokens(v);
+  auto t2 = clip_->image_tokens(v, s);
+  return {t1, t2};
+}
+
+}  // namespace hse::vlmio
