@@ -1,0 +1,44 @@
+// hse-finetune: HSENet VLM training for report generation (mrg) and location VQA (vqa)
+// (hsenet-spec §4, §5, §7): frozen towers, trainable Spatial Packers + LoRA (or the whole LLM).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hse/cli/cli.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hse::finetune {
+
+struct Options {
+  cli::Common common;
+  std::string task = "mrg";
+  std::vector<std::string> volumes, slice_features;
+  std::string clip, llm, init_llm, tokenizer;
+  int train_tokenizer = 0;
+  std::string reports, questions, prompts;
+  std::string train_llm = "lora";  // lora | full
+  int lora_r = 16;
+  double lora_alpha = 32.0, lora_dropout = 0.05;
+  int epochs = -1;          // -1: 6 (mrg) / 4 (vqa)
+  long max_steps = -1;
+  int batch_size = -1;      // -1: 2 (mrg) / 5 (vqa)
+  int grad_accum = 1;
+  double lr = -1;           // -1: 1e-4 (mrg) / 5e-5 (vqa)
+  double weight_decay = 0.0, warmup_ratio = 0.03, max_grad_norm = 1.0;
+  int max_length = -1;      // -1: 800 (mrg) / 330 (vqa)
+  bool no_augment = false;
+  long save_steps = 2000;
+  int save_total_limit = 1;
+  long log_steps = 10;
+  std::string metrics;
+  bool resume = false;
+};
+
+void declare(CLI::App& app, Options& o);
+int run(const Options& o, cli::Io& io);
+
+}  // namespace hse::finetune

@@ -1,0 +1,342 @@
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "hse/finetune/finetune.h"
+#include "hse/generate/vlm_inputs.h"
+#include "hse/io/safetensors.h"
+#include "hse/model/checkpoint.h"
+#include "hse/model/lora.h"
+#include "hse/model/vlm.h"
+#include "hse/text/bpe.h"
+#include "hse/train/optim.h"
+#include "hse/train/run_state.h"
+
+namespace fs = std::filesystem;
+
+namespace hse::finetune {
+
+void declare(CLI::App& app, Options& o) {
+  cli::add_common(app, o.common,
+                  cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kSeed | cli::kVerbosity | cli::kProgress,
+                  "output adapter directory (hse_vlm.json, adapter.safetensors, tokenizer.json[, llm/]; checkpoint-N/ inside)");
+  app.add_option("--task", o.task, "mrg (reports) or vqa (RadGenome location questions)")
+      ->default_val("mrg")
+      ->check(CLI::IsMember({"mrg", "vqa"}));
+  app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes)")->required();
+  app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)")->required();
+  app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs, frozen)")->required();
+  app.add_option("--reports", o.reports, "mrg: reports CSV (VolumeName, Findings_EN)");
+  app.add_option("--questions", o.questions, "vqa: RadGenome location CSV (VolumeName, Abnormality, Anatomy)");
+  app.add_option("--prompts", o.prompts,
+                 "prompt templates (default share/hse/prompts/caption.txt for mrg, location.txt for vqa)");
+  app.add_option("--llm", o.llm, "Phi-3 LLM directory (HF layout) to fine-tune");
+  app.add_option("--init-llm", o.init_llm, "a Phi-3 config.json: start a tiny LLM from random init instead of --llm");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the --llm directory's)");
+  app.add_option("--train-tokenizer", o.train_tokenizer,
+                 "with --init-llm: train a byte-level BPE of N tokens on the training texts");
+  app.add_option("--train-llm", o.train_llm, "lora (packers + LoRA, HSENet) or full (packers + the whole LLM, no LoRA)")
+      ->default_val("lora")
+      ->check(CLI::IsMember({"lora", "full"}));
+  app.add_option("--lora-r", o.lora_r, "LoRA rank")->default_val(16);
+  app.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->default_val(32.0);
+  app.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->default_val(0.05);
+  app.add_option("--epochs", o.epochs, "epochs (default 6 mrg, 4 vqa)");
+  app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
+  app.add_option("--batch-size", o.batch_size, "items per step (default 2 mrg, 5 vqa)");
+  app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
+  app.add_option("--lr", o.lr, "peak learning rate (default 1e-4 mrg, 5e-5 vqa)");
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->default_val(0.0);
+  app.add_option("--warmup-ratio", o.warmup_ratio, "linear warm-up share of the steps, then cosine")->default_val(0.03);
+  app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
+  app.add_option("--max-length", o.max_length, "sequence length incl. image tokens (default 800 mrg, 330 vqa)");
+  app.add_flag("--no-augment", o.no_augment, "disable HSENet's 3-D volume augmentations");
+  app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(2000);
+  app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
+  app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
+  app.add_option("--metrics", o.metrics, "append step metrics (TSV: step epoch loss lr grad_norm) here");
+  app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
+}
+
+namespace {
+
+struct Example {
+  std::size_t volume;
+  std::string abnormality, answer;
+};
+
+void init_llm_weights(model::Phi3ForCausalLMImpl& llm) {
+  torch::NoGradGuard ng;
+  for (auto& p : llm.named_parameters(true)) {
+    auto t = p.value();
+    if (t.dim() == 1)
+      t.fill_(1.0);  // RMSNorm weights (Phi-3 has no biases)
+    else
+      t.normal_(0.0, 0.02);  // HF initializer_range
+  }
+}
+
+}  // namespace
+
+int run(const Options& oin, cli::Io&) {
+  Options o = oin;
+  const bool vqa = o.task == "vqa";
+  if (o.epochs < 0) o.epochs = vqa ? 4 : 6;
+  if (o.batch_size < 0) o.batch_size = vqa ? 5 : 2;
+  if (o.lr < 0) o.lr = vqa ? 5e-5 : 1e-4;
+  if (o.max_length < 0) o.max_length = vqa ? 330 : 800;
+  if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
+  if (o.llm.empty() == o.init_llm.empty()) cli::fail_usage("give exactly one of --llm DIR and --init-llm CONFIG.json");
+  if (o.train_tokenizer > 0 && o.init_llm.empty())
+    cli::fail_usage("--train-tokenizer needs --init-llm (a pretrained LLM keeps its tokenizer)");
+  if (!o.init_llm.empty() && o.train_tokenizer <= 0 && o.tokenizer.empty())
+    cli::fail_usage("--init-llm needs --train-tokenizer N or --tokenizer");
+  if (vqa ? o.questions.empty() : o.reports.empty())
+    cli::fail_usage(vqa ? "--task vqa needs --questions (RadGenome location CSV)" : "--task mrg needs --reports");
+  torch::set_num_threads(cli::resolve_threads(o.common.threads));
+  const auto dev = vlmio::parse_device(o.common.device);
+  train::install_stop_handler();
+  torch::manual_seed(o.common.seed);
+  const fs::path out(o.common.output);
+  const std::string ck_prev = train::latest_checkpoint(o.common.output);
+  if (!o.resume && !ck_prev.empty())
+    throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
+                     "--resume continues it; choose another -o to start afresh");
+
+  // Vision towers and data.
+  vlmio::VisionSource vision({o.clip, o.volumes, o.slice_features, {}, {}}, dev);
+  const auto templates = vlmio::read_prompts(
+      !o.prompts.empty() ? o.prompts : vlmio::share_file(vqa ? "prompts/location.txt" : "prompts/caption.txt"), vqa);
+  std::vector<Example> data;
+  if (vqa) {
+    for (const auto& r : vlmio::read_vqa(o.questions, true)) {
+      const auto v = vision.index_of(r.id);
+      if (!v) cli::fail_input(o.questions, "volume '{}' is not in {}", r.id, o.volumes.front());
+      if (r.abnormality.empty() && r.question.empty()) continue;
+      data.push_back({*v, r.abnormality.empty() ? r.question : r.abnormality, r.answer});
+    }
+  } else {
+    const auto reps = vlmio::read_reports(o.reports);
+    for (std::size_t i = 0; i < vision.ids().size(); ++i) {
+      auto it = reps.find(vision.ids()[i]);
+      if (it == reps.end()) cli::fail_input(o.volumes.front(), "volume '{}' has no report in {}", vision.ids()[i], o.reports);
+      if (!it->second.empty()) data.push_back({i, {}, it->second});
+    }
+  }
+  if (data.empty()) cli::fail_input(vqa ? o.questions : o.reports, "no training items");
+
+  // Tokenizer.
+  fs::create_directories(out);
+  const std::string tok_out = (out / "tokenizer.json").string();
+  std::unique_ptr<text::BpeTokenizer> tok;
+  int added = 0;
+  if (o.resume && !ck_prev.empty() && fs::exists(tok_out)) {
+    tok = std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_file(tok_out));
+  } else if (o.train_tokenizer > 0) {
+    std::vector<std::string> texts;
+    for (const auto& e : data) texts.push_back(" " + e.answer);
+    for (const auto& t : templates)
+      for (const auto& e : data) {
+        texts.push_back(vlmio::fill(t, e.abnormality));
+        if (!vqa) break;
+      }
+    texts.emplace_back(vlmio::kMrgEvalPrompt);
+    tok = std::make_unique<text::BpeTokenizer>(
+        text::BpeTokenizer::train(texts, o.train_tokenizer, "", {"<|endoftext|>", "<im_patch>"}));
+    tok->save(tok_out);
+    cli::info("trained a BPE tokenizer of {} tokens: {}", tok->vocab_size(), tok_out);
+  } else {
+    const std::string p = !o.tokenizer.empty() ? o.tokenizer : (fs::path(o.llm) / "tokenizer.json").string();
+    if (!fs::exists(p)) cli::fail_input(p, "no such tokenizer (give --tokenizer tokenizer.json)");
+    tok = std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_file(p));
+    if (!tok->token_to_id("<im_patch>")) added = tok->add_special_tokens({"<im_patch>", "<bx_start>", "<bx_end>", "[SEG]"});
+    tok->save(tok_out);
+  }
+  const auto eot = tok->token_to_id("<|endoftext|>");
+  const auto imp = tok->token_to_id("<im_patch>");
+  if (!eot || !imp) cli::fail_input(tok_out, "the tokenizer lacks <|endoftext|> or <im_patch>");
+
+  // LLM.
+  const bool save_llm = !o.init_llm.empty() || o.train_llm == "full";
+  model::Phi3ForCausalLM llm{nullptr};
+  if (!o.init_llm.empty()) {
+    auto c = model::Phi3Config::from_file(o.init_llm);
+    c.vocab_size = tok->vocab_size();
+    c.bos_token_id = *eot;
+    c.eos_token_ids = {*eot};
+    c.pad_token_id = *eot;
+    c.validate(o.init_llm);
+    llm = model::Phi3ForCausalLM(c);
+    init_llm_weights(*llm);
+    llm->name_or_path = "llm";
+  } else {
+    llm = model::load_phi3(o.llm);
+    llm->name_or_path = fs::absolute(o.llm).lexically_normal().string();
+  }
+  model::VlmConfig cfg;
+  const auto* cc = vision.clip_config();
+  const auto grid = cc->vision.grid();
+  model::PackerConfig pk;
+  pk.in_dim = cc->vision.hidden;
+  pk.out_dim = llm->config.hidden_size;
+  for (int a = 0; a < 3; ++a)
+    if (grid[a] % pk.window[a] != 0) pk.window[a] = 1;
+  pk.grid = grid;
+  cfg.packer = pk;
+  cfg.packer2 = pk;
+  cfg.packer.in_dim = vision.features({0}).first.size(2);
+  cfg.use_lora = o.train_llm == "lora";
+  cfg.lora.r = o.lora_r;
+  cfg.lora.lora_alpha = o.lora_alpha;
+  cfg.lora.lora_dropout = o.lora_dropout;
+  cfg.lora.base_model_name_or_path = llm->name_or_path;
+  cfg.llm = llm->name_or_path;
+  if (added > 0) {
+    cfg.vocab_size = tok->vocab_size();
+    cfg.num_new_tokens = added;
+  }
+  cfg.tokens.bos = cfg.tokens.eos = cfg.tokens.pad = *eot;
+  cfg.tokens.im_patch = *imp;
+  model::HsenetVlm vlm(cfg, llm);
+  vlm->to(dev);
+  std::vector<std::pair<std::string, torch::Tensor>> trainable = vlm->named_trainable_parameters();
+  if (o.train_llm == "full")
+    for (auto& p : vlm->llm->named_parameters(true)) {
+      p.value().set_requires_grad(true);
+      trainable.emplace_back("llm." + p.key(), p.value());
+    }
+  const auto toks = vlm->tokens();
+  const std::int64_t n_img = vlm->image_tokens();
+  if (1 + n_img >= o.max_length)
+    cli::fail_usage("--max-length {} leaves no room after {} image tokens", o.max_length, n_img);
+  if (o.max_length > vlm->llm->config.max_position_embeddings)
+    cli::warn("--max-length {} exceeds the LLM's max_position_embeddings {}", o.max_length,
+              vlm->llm->config.max_position_embeddings);
+
+  const std::size_t B = static_cast<std::size_t>(o.batch_size);
+  const long batches_per_epoch = static_cast<long>(data.size() / B);
+  if (batches_per_epoch < 1) cli::fail_input(o.volumes.front(), "{} training items are fewer than one batch ({})", data.size(), B);
+  const long steps_per_epoch = std::max(1L, batches_per_epoch / o.grad_accum);
+  const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
+  const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
+  train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
+  const auto params = opt.tensors();
+
+  long step = 0;
+  if (o.resume) {
+    if (ck_prev.empty()) {
+      cli::warn("--resume: no checkpoint in {}; starting from scratch", o.common.output);
+    } else {
+      if (save_llm) {
+        io::SafeTensorsSet w((fs::path(ck_prev) / "llm" / "model.safetensors").string());
+        model::load_state(*vlm->llm, w, "", cfg.use_lora);
+      }
+      io::SafeTensorsSet a((fs::path(ck_prev) / model::kVlmWeightsFile).string());
+      model::load_vlm_state(*vlm, a);
+      io::SafeTensorsSet st((fs::path(ck_prev) / "trainer_state.safetensors").string());
+      opt.load(st);
+      step = opt.steps();
+      const auto& rng = st.info("rng.cpu");
+      auto state = torch::empty({static_cast<std::int64_t>(rng.nbytes())}, torch::kUInt8);
+      std::memcpy(state.data_ptr(), rng.bytes, rng.nbytes());
+      auto gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(state);
+      cli::info("resumed from {} at step {}", ck_prev, step);
+    }
+  }
+
+  std::unique_ptr<std::ofstream> metrics;
+  if (!o.metrics.empty()) {
+    const bool exists = fs::exists(o.metrics);
+    metrics = std::make_unique<std::ofstream>(o.metrics, o.resume ? std::ios::app : std::ios::trunc);
+    if (!*metrics) cli::fail(cli::Exit::runtime, o.metrics, "cannot write output");
+    if (!o.resume || !exists) *metrics << "step\tepoch\tloss\tlr\tgrad_norm\n";
+  }
+  auto write_model = [&](const std::string& dir) {
+    vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
+    model::save_vlm_adapter(*vlm, dir);
+    if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());
+    fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+  };
+  auto save = [&](bool final) {
+    const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
+    train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
+      write_model(tmp);
+      io::SafeTensorsWriter w;
+      opt.save(w);
+      const auto state = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+      w.add("rng.cpu", io::Dtype::U8, {state.numel()}, state.data_ptr());
+      w.write((fs::path(tmp) / "trainer_state.safetensors").string());
+    });
+    train::prune_checkpoints(o.common.output, o.save_total_limit);
+    if (final) {
+      const fs::path t = out / "tokenizer.json";
+      vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
+      model::save_vlm_adapter(*vlm, o.common.output);
+      if (save_llm) model::save_phi3(vlm->llm, (out / "llm").string());
+      (void)t;
+    }
+    cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
+  };
+
+  cli::info("{}: {} items, batch {}, {} steps ({} per epoch), warm-up {}, {} image tokens, {} trainable tensors",
+            o.task, data.size(), o.batch_size, total_steps, steps_per_epoch, warmup, n_img, trainable.size());
+  vlm->train();
+  cli::Progress progress("finetune", static_cast<std::size_t>(total_steps), o.common.progress);
+  progress.tick(static_cast<std::size_t>(step));
+  while (step < total_steps) {
+    const long epoch = step / steps_per_epoch;
+    const long in_epoch = step % steps_per_epoch;
+    const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
+    double loss_sum = 0;
+    opt.zero_grad();
+    for (int a = 0; a < o.grad_accum; ++a) {
+      const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
+      std::vector<std::size_t> vols;
+      std::vector<model::VlmExample> ex;
+      for (std::size_t k = 0; k < B; ++k) {
+        const std::size_t item = order[(gb * B + k) % data.size()];
+        const auto& e = data[item];
+        std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
+        const auto& t = templates[rng() % templates.size()];
+        const auto q = tok->encode(vqa ? vlmio::fill(t, e.abnormality) : t);
+        const auto ans = tok->encode(" " + e.answer);
+        ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
+        vols.push_back(e.volume);
+      }
+      const auto [t1, t2] = vision.features(vols, !o.no_augment,
+                                            o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
+      const auto b = model::vlm_collate(ex);
+      auto loss = vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2);
+      (loss / o.grad_accum).backward();
+      loss_sum += loss.item<double>();
+    }
+    const double gn = train::clip_grad_norm(params, o.max_grad_norm);
+    const double lr = o.lr * train::cosine_with_warmup(step, total_steps, warmup);
+    opt.step(lr);
+    ++step;
+    progress.tick();
+    const double loss = loss_sum / o.grad_accum;
+    if (metrics) *metrics << fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\n", step, epoch, loss, lr, gn) << std::flush;
+    if (o.log_steps > 0 && step % o.log_steps == 0)
+      cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
+    if (train::stop_requested()) {
+      cli::info("stop requested (signal): saving at step {}", step);
+      save(false);
+      return 0;
+    }
+    if (o.save_steps > 0 && step % o.save_steps == 0 && step < total_steps) save(false);
+  }
+  progress.finish();
+  save(true);
+  return 0;
+}
+
+}  // namespace hse::finetune
