@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hse-finetune + hse-generate end to end on tiny models: synth -> preprocess -> slices -> a tiny
 # stage-2 CLIP -> a tiny Phi-3 trained from scratch (trained BPE, whole LLM) -> MRG and VQA JSONL;
-# LoRA on that LLM, --resume, cached token features; bad input (prompt longer than the context,
+# LoRA on that LLM, --resume, SIGTERM, cached token features; bad input (prompt longer than the context,
 # an adapter for another base model, a missing tokenizer).
 set -u
 BIN=${HSE_BIN_DIR:-build/bin}
@@ -81,6 +81,24 @@ fi
     --max-steps 4 -q --resume -o "$T/res" && [ -d "$T/res/checkpoint-4" ] && ok "finetune --resume" || bad "finetune --resume"
 "$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --max-steps 1 -q -o "$T/res" 2>/dev/null
 [ $? = 2 ] && ok "existing checkpoints without --resume: exit 2" || bad "existing checkpoints"
+
+# SIGTERM: a checkpoint at the next step, exit 0.
+"$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full \
+  --max-steps 2000 --save-steps 0 -q -o "$T/sig" --metrics "$T/sig.tsv" &
+pid=$!
+for _ in $(seq 1 1200); do
+  [ -f "$T/sig.tsv" ] && [ "$(wc -l < "$T/sig.tsv")" -ge 3 ] && break
+  sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+ck=$(ls -d "$T"/sig/checkpoint-* 2>/dev/null | head -1)
+if [ $rc = 0 ] && [ -n "$ck" ] && [ -f "$ck/adapter.safetensors" ] && [ -f "$ck/llm/model.safetensors" ]; then
+  ok "SIGTERM saves $(basename "$ck") and exits 0"
+else
+  bad "SIGTERM (rc $rc)"
+fi
 
 # VQA on RadGenome location rows.
 "$FT" "${VIS[@]}" --task vqa --questions "$VQA" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \
