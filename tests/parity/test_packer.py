@@ -34,59 +34,34 @@ Exit 0 pass, 77 skip, 1 fail.
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import warnings
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402
 
-try:
+pc.offline_env()
+
+with pc.needs_modules():
     import numpy as np
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
     from safetensors.numpy import load_file
     from safetensors.torch import save_file
-    from transformers import Phi3Config, Phi3ForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    pc.quiet_transformers()
     from peft import LoraConfig, get_peft_model
-except ImportError as e:  # pragma: no cover
-    print(f"skip: missing Python module: {e}")
-    sys.exit(77)
 
-BIN = os.environ.get("HSE_BIN_DIR", "")
 SRC = os.environ.get("HSE_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-PACKER_DRIVER = os.path.join(BIN, "torch_test_packer")
-VLM_DRIVER = os.path.join(BIN, "torch_test_vlm")
+PACKER_DRIVER = pc.driver("torch_test_packer")
+VLM_DRIVER = pc.driver("torch_test_vlm")
 CONVERT = os.path.join(SRC, "scripts", "convert_hsenet_vlm.py")
-for d in (PACKER_DRIVER, VLM_DRIVER):
-    if not os.access(d, os.X_OK):
-        print(f"FAIL: {d} not found (set HSE_BIN_DIR to the build's bin/)")
-        sys.exit(1)
 
 torch.set_num_threads(1)
-passed = failed = 0
-T0 = time.time()
+check = pc.Tally()
+rel = pc.rel
 PREFIX = "base_model.model.model.mm_projector."
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
 
 
 # ---------------------------------------------------------------- the reference, from the spec
@@ -176,15 +151,7 @@ def lamed_labels(bos, eos, pad, im, n_img, question, answer, max_length):
     return input_id, label, attention_mask
 
 
-def run(driver, case, env_extra):
-    env = dict(os.environ, **env_extra)
-    return subprocess.run([driver, f"-tc=driver: {case}"], env=env, capture_output=True, text=True)
-
-
-def rel(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+run = pc.run_driver
 
 
 # ---------------------------------------------------------------- packers
@@ -247,17 +214,8 @@ V, HID, CIN = 128, 64, 32
 
 
 def vlm(tmp):
-    torch.manual_seed(7)
-    cfg = Phi3Config(vocab_size=V, hidden_size=HID, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=2, max_position_embeddings=512, partial_rotary_factor=0.75,
-                     tie_word_embeddings=True, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
-    hf = Phi3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in hf.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, 0.15)
+    hf = pc.tiny_phi3(7, vocab_size=V, hidden_size=HID, max_position_embeddings=512, bos_token_id=BOS,
+                      eos_token_id=EOS, pad_token_id=PAD)
     llm_dir = os.path.join(tmp, "Tiny-Phi4")
     hf.save_pretrained(llm_dir, safe_serialization=True)
     # LamedPhi3's layout: the packers live on the decoder ("model.mm_projector{,2}").
@@ -395,14 +353,8 @@ def vlm(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="hse_packer_parity_")
-    try:
-        packers(tmp)
-        vlm(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed ({time.time() - T0:.1f} s)")
-    return 1 if failed else 0
+    pc.run_in_tmp("hse_packer_parity_", packers, vlm)
+    return check.finish()
 
 
 if __name__ == "__main__":

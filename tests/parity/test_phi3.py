@@ -34,44 +34,30 @@ Environment: HSE_BIN_DIR (the build's bin/). Exit 0 pass, 77 skip, 1 fail.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402
 
-try:
+pc.offline_env()
+
+with pc.needs_modules():
     import numpy as np
     import torch
     import transformers
     from safetensors.numpy import load_file
     from safetensors.torch import save_file
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    from transformers import Phi3Config, Phi3ForCausalLM
-except ImportError as e:  # pragma: no cover
-    print(f"skip: missing Python module: {e}")
-    sys.exit(77)
+    pc.quiet_transformers()
+    from transformers import Phi3ForCausalLM
 
-BIN = os.environ.get("HSE_BIN_DIR", "")
-DRIVER = os.path.join(BIN, "torch_test_phi3")
-if not os.access(DRIVER, os.X_OK):
-    print(f"FAIL: {DRIVER} not found (set HSE_BIN_DIR to the build's bin/)")
-    sys.exit(1)
+DRIVER = pc.driver("torch_test_phi3")
 
 THREADS = 1
 torch.set_num_threads(THREADS)
-passed = 0
-failed = 0
-T0 = time.time()
+check = pc.Tally()
 
 VOCAB = 256
 ORIG = 64
@@ -79,37 +65,19 @@ EOS = 2
 PAD = 0
 
 
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
-
-
 def build_model(tmp, plain=False):
-    torch.manual_seed(1234 if not plain else 4321)
     if plain:  # no rope scaling, multi-head (no GQA), untied lm_head, two stop ids
-        cfg = Phi3Config(
-            vocab_size=VOCAB, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=3,
+        model = pc.tiny_phi3(
+            4321, vocab_size=VOCAB, hidden_size=48, intermediate_size=80, num_attention_heads=3,
             num_key_value_heads=3, max_position_embeddings=256, partial_rotary_factor=0.5, rope_theta=500.0,
-            tie_word_embeddings=False, bos_token_id=1, eos_token_id=[EOS, 3], pad_token_id=PAD, rms_norm_eps=1e-6)
+            tie_word_embeddings=False, eos_token_id=[EOS, 3], pad_token_id=PAD, rms_norm_eps=1e-6)
     else:
-        cfg = Phi3Config(
-            vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=256, original_max_position_embeddings=ORIG,
-            partial_rotary_factor=0.75, rope_theta=10000.0,
+        model = pc.tiny_phi3(
+            1234, vocab_size=VOCAB, intermediate_size=128, max_position_embeddings=256,
+            original_max_position_embeddings=ORIG, rope_theta=10000.0,
             rope_scaling={"type": "longrope", "short_factor": [1.0, 1.05, 1.2, 1.5, 2.0, 2.6],
                           "long_factor": [1.5, 2.5, 4.0, 7.0, 11.0, 17.0]},
-            tie_word_embeddings=True, bos_token_id=1, eos_token_id=EOS, pad_token_id=PAD, rms_norm_eps=1e-5)
-    model = Phi3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, 0.15)
+            eos_token_id=EOS, pad_token_id=PAD, rms_norm_eps=1e-5)
     if plain:
         d = os.path.join(tmp, "plain")
         model.save_pretrained(d, safe_serialization=True)
@@ -182,9 +150,7 @@ def quantize_int8_(model):
 
 
 def run_driver(env_extra, args=()):
-    env = dict(os.environ)
-    env.update(env_extra)
-    return subprocess.run([DRIVER, "-tc=driver: phi3", *args], env=env, capture_output=True, text=True)
+    return pc.run_driver(DRIVER, "phi3", env_extra, args)
 
 
 def main():
@@ -423,8 +389,7 @@ def body(tmp):
     r = run_driver({"HSE_PHI3_MODE": "config", "HSE_PHI3_CONFIG": os.path.join(single, "config.json")})
     check(r.returncode == 0, f"the saved config reads (exit {r.returncode}: {r.stderr.strip()})")
 
-    print(f"{passed} passed, {failed} failed ({time.time() - T0:.1f} s)")
-    return 1 if failed else 0
+    return check.finish()
 
 
 if __name__ == "__main__":
