@@ -5,10 +5,9 @@ Usage:
   scripts/shuffled_chance.py [--group patient|volume|id] [--unique-ids] [--no-shuffle] [IN.jsonl|-] > OUT.jsonl
   hse-eval report OUT.jsonl      # or: hse-eval vqa OUT.jsonl
 
-hse-generate --task vqa writes the VolumeName as the id of every question, so one volume's
-questions share an id and hse-eval refuses the file ("id ... repeats line ..."); a volume can
-even have two questions about the same abnormality, so VolumeName|Abnormality is not unique
-either. --unique-ids rewrites the ids as "VolumeName|k" (k = the 0-based line number); with
+hse-generate --task vqa writes unique ids ("VolumeName|Abnormality", "#2", ... on repeats);
+for JSONL from elsewhere whose ids repeat (hse-eval refuses those: "id ... repeats line ..."),
+--unique-ids rewrites the ids as "VolumeName|k" (k = the 0-based line number); with
 --no-shuffle the file is only re-id'd, which gives the model's own score under the same ids:
   scripts/shuffled_chance.py --unique-ids --no-shuffle answers.jsonl > model.jsonl
   scripts/shuffled_chance.py --unique-ids answers.jsonl > chance.jsonl

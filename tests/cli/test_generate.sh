@@ -51,8 +51,7 @@ for r in rows:
         assert r["prompt"] == "Can you summarize with findings the images presented?", r["prompt"]
     else:
         assert "reference" in r and r["reference"], r
-if task == "mrg":
-    assert len({r["id"] for r in rows}) == len(rows)
+assert len({r["id"] for r in rows}) == len(rows), "ids repeat"   # hse-eval needs unique ids
 PYEOF
 }
 
@@ -105,6 +104,8 @@ fi
   --train-llm full --max-steps 3 --batch-size 2 -q -o "$T/vqa" && ok "finetune vqa" || bad "finetune vqa"
 "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 8 > "$T/vqa.jsonl" \
   && check_jsonl "$T/vqa.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: one line per question" || bad "generate vqa"
+"$BIN/hse-eval" vqa "$T/vqa.jsonl" > "$T/vqa_eval.tsv" && grep -q "^acc_major" "$T/vqa_eval.tsv" \
+  && ok "hse-eval vqa reads hse-generate's output as it is" || bad "hse-eval vqa on generate output"
 "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --max-new-tokens 4 < "$VQA" > "$T/vqa2.jsonl" \
   && check_jsonl "$T/vqa2.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: questions on stdin" || bad "vqa stdin"
 

@@ -120,9 +120,12 @@ int run(const Options& o, cli::Io& io) {
     const std::string qpath = o.questions.empty() || o.questions == "-" ? "/dev/stdin" : o.questions;
     const auto rows = vlmio::read_vqa(qpath, false);
     std::vector<std::string> templates;
+    std::map<std::string, int> seen;  // item ids must be unique for hse-eval
     for (const auto& r : rows) {
       Item it;
-      it.id = r.id;
+      // "VolumeName|Abnormality" as hse-eval names RadGenome rows; a repeat gets "#2", "#3", ...
+      it.id = r.abnormality.empty() ? r.id : r.id + "|" + r.abnormality;
+      if (const int n = ++seen[it.id]; n > 1) it.id += "#" + std::to_string(n);
       if (!r.question.empty()) {
         it.prompt = r.question;
       } else {
