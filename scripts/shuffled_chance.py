@@ -26,7 +26,9 @@ volume (vqa) and from the other reconstructions of the same scan (mrg, same repo
 Groups (--group): "patient" (default) = CT-RATE's split_patient prefix of the volume name
 (valid_12_a_2.nii.gz -> valid_12), "volume" = the volume name, "id" = the whole id. The volume
 name is the id up to its first "|" (hse-generate --task vqa ids are "VolumeName|...", mrg ids
-are the VolumeName). The chosen shift is written to standard error.
+are the VolumeName). When no rotation avoids every group (one group holds more than half of
+the items: tiny test sets), the next finer grouping is used (patient -> volume -> id). The
+chosen grouping and shift are written to standard error.
 """
 import argparse
 import json
@@ -78,13 +80,21 @@ def main() -> int:
     n = len(items)
     if n < 2:
         sys.exit("shuffled_chance: need at least 2 items")
-    groups = [group_key(it, args.group) for it in items]
-    s = 0 if args.no_shuffle else choose_shift(groups)
+    # Tiny sets (a test's two patients) may have no rotation for the chosen grouping: fall
+    # back to finer groups (patient -> volume -> id), saying so on stderr.
+    order = ("patient", "volume", "id")
+    s, how = 0, args.group
+    for how in order[order.index(args.group):]:
+        groups = [group_key(it, how) for it in items]
+        s = 0 if args.no_shuffle else choose_shift(groups)
+        if s is not None:
+            break
+        print(f"shuffled_chance: no rotation of the {n} items avoids their own {how} "
+              f"(one {how} holds more than half of them); trying finer groups", file=sys.stderr)
     if s is None:
-        sys.exit(f"shuffled_chance: no rotation of the {n} items avoids their own {args.group} "
-                 f"(one {args.group} holds more than half of them?)")
+        sys.exit(f"shuffled_chance: no rotation of the {n} items avoids their own id")
     if not args.no_shuffle:
-        print(f"shuffled_chance: {n} items, {len(set(groups))} {args.group} groups, rotation by {s}",
+        print(f"shuffled_chance: {n} items, {len(set(groups))} {how} groups, rotation by {s}",
               file=sys.stderr)
     out = sys.stdout
     for i, it in enumerate(items):
