@@ -29,71 +29,26 @@
 #include "hse/model/checkpoint.h"
 #include "hse/model/lora.h"
 #include "hse/model/phi3.h"
+#include "fixtures.h"
 
 using namespace hse;
 namespace fs = std::filesystem;
 using nlohmann::json;
+using fixtures::expect_error;
+using fixtures::maxdiff;
 
 namespace {
 
-fs::path tmpdir(const std::string& n) {
-  auto p = fs::temp_directory_path() / ("hse_lora_" + n + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path tmpdir(const std::string& n) { return fixtures::tmpdir("hse_lora_", n); }
 
-model::Phi3Config tiny(std::int64_t hidden = 64, bool tied = true) {
-  model::Phi3Config c;
-  c.vocab_size = 97;
-  c.hidden_size = hidden;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.partial_rotary_factor = 0.75;
-  c.max_position_embeddings = 128;
-  c.tie_word_embeddings = tied;
-  c.bos_token_id = 1;
-  c.eos_token_ids = {2};
-  c.pad_token_id = 0;
-  return c;
-}
+model::Phi3Config tiny(std::int64_t hidden = 64, bool tied = true) { return fixtures::tiny_phi3(hidden, tied); }
 
-model::Phi3ForCausalLM make(const model::Phi3Config& c, int seed = 1) {
-  model::Phi3ForCausalLM m(c);
-  torch::manual_seed(seed);
-  torch::NoGradGuard ng;
-  for (auto& p : m->named_parameters(true)) {
-    if (p.key().find("norm") != std::string::npos)
-      p.value().copy_(1.0 + 0.1 * torch::randn_like(p.value()));
-    else
-      p.value().normal_(0.0, 0.15);
-    p.value().set_requires_grad(false);
-  }
-  m->eval();
-  return m;
-}
+model::Phi3ForCausalLM make(const model::Phi3Config& c, int seed = 1) { return fixtures::make_phi3(c, seed); }
 
 void randomize_lora(model::Phi3ForCausalLM& m, int seed, double std = 0.1) {
   torch::manual_seed(seed);
   torch::NoGradGuard ng;
   for (auto& t : model::lora_parameters(*m)) t.normal_(0.0, std);
-}
-
-double maxdiff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
-}
-
-template <typename F>
-cli::Error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const cli::Error& e) {
-    return e;
-  }
-  DOCTEST_FAIL("no cli::Error thrown");
-  return cli::Error(cli::Exit::ok, "", "");
 }
 
 // PEFT 0.21.2's save_pretrained output for LoraConfig(r=4, lora_alpha=8, ...).
@@ -489,10 +444,7 @@ TEST_CASE("driver: lora") {
   try {
     const json spec = json::parse(std::ifstream(jobs_path));
     io::SafeTensorsWriter w;
-    auto put = [&](const std::string& name, const torch::Tensor& t) {
-      auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-      w.add(name, io::Dtype::F32, std::vector<std::int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr<float>());
-    };
+    auto put = [&](const std::string& name, const torch::Tensor& t) { fixtures::add_f32(w, name, t); };
     for (const auto& job : spec.at("jobs")) {
       const std::string name = job.at("name").get<std::string>();
       auto m = model::load_phi3(job.at("model").get<std::string>());

@@ -22,19 +22,17 @@
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/packer.h"
+#include "fixtures.h"
 
 using namespace hse;
 namespace fs = std::filesystem;
 using nlohmann::json;
+using fixtures::expect_error;
+using fixtures::rel;
 
 namespace {
 
-fs::path tmpdir(const std::string& n) {
-  auto p = fs::temp_directory_path() / ("hse_packer_" + n + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path tmpdir(const std::string& n) { return fixtures::tmpdir("hse_packer_", n); }
 
 model::PackerConfig small(model::PackerKind kind = model::PackerKind::v2p) {
   model::PackerConfig c;
@@ -44,21 +42,6 @@ model::PackerConfig small(model::PackerKind kind = model::PackerKind::v2p) {
   c.grid = {8, 16, 16};
   c.window = {1, 4, 4};
   return c;
-}
-
-double rel(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(1e-30, b.abs().max().item<double>());
-}
-
-template <typename F>
-cli::Error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const cli::Error& e) {
-    return e;
-  }
-  DOCTEST_FAIL("no cli::Error thrown");
-  return cli::Error(cli::Exit::ok, "", "");
 }
 
 }  // namespace

@@ -31,6 +31,7 @@
 #include "hse/model/checkpoint.h"
 #include "hse/model/generate.h"
 #include "hse/model/phi3.h"
+#include "fixtures.h"
 
 using namespace hse;
 namespace fs = std::filesystem;
@@ -38,28 +39,12 @@ using nlohmann::json;
 
 namespace {
 
-fs::path tmpdir(const std::string& n) {
-  auto p = fs::temp_directory_path() / ("hse_phi3_" + n + std::to_string(::getpid()));
-  fs::create_directories(p);
-  return p;
-}
+fs::path tmpdir(const std::string& n) { return fixtures::tmpdir("hse_phi3_", n, /*keep=*/true); }
 
 // Phi-4-mini's shape in miniature: GQA 4/2, head_dim 16, partial RoPE 0.75 (12 dims), LongRoPE 32 -> 128.
 model::Phi3Config tiny(bool tied = true, bool longrope = true) {
-  model::Phi3Config c;
-  c.vocab_size = 97;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.partial_rotary_factor = 0.75;
-  c.max_position_embeddings = 128;
+  auto c = fixtures::tiny_phi3(64, tied);
   c.original_max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  c.bos_token_id = 1;
-  c.eos_token_ids = {2};
-  c.pad_token_id = 0;
   if (longrope) {
     c.rope_type = model::RopeType::longrope;
     c.short_factor = {1.0, 1.1, 1.3, 1.6, 2.0, 2.5};
@@ -68,22 +53,8 @@ model::Phi3Config tiny(bool tied = true, bool longrope = true) {
   return c;
 }
 
-void randomize(model::Phi3ForCausalLM& m, int seed, double std = 0.15) {
-  torch::manual_seed(seed);
-  torch::NoGradGuard ng;
-  for (auto& p : m->named_parameters(true)) {
-    if (p.key().find("norm") != std::string::npos)
-      p.value().copy_(1.0 + 0.1 * torch::randn_like(p.value()));
-    else
-      p.value().normal_(0.0, std);
-  }
-}
-
 model::Phi3ForCausalLM make(const model::Phi3Config& c, int seed = 1) {
-  model::Phi3ForCausalLM m(c);
-  randomize(m, seed);
-  m->eval();
-  return m;
+  return fixtures::make_phi3(c, seed, /*frozen=*/false);
 }
 
 void write(const fs::path& p, const std::string& s) {
@@ -636,10 +607,7 @@ TEST_CASE("driver: phi3") {
 
   torch::NoGradGuard ng;
   io::SafeTensorsWriter w;
-  auto put_f = [&](const std::string& name, const torch::Tensor& t) {
-    auto c = t.to(torch::kCPU, torch::kFloat32).contiguous();
-    w.add(name, io::Dtype::F32, std::vector<std::int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr<float>());
-  };
+  auto put_f = [&](const std::string& name, const torch::Tensor& t) { fixtures::add_f32(w, name, t); };
   auto put_ids = [&](const std::string& name, const std::vector<std::vector<std::int64_t>>& out) {
     for (std::size_t i = 0; i < out.size(); ++i)
       w.add(name + "." + std::to_string(i), io::Dtype::I64, {static_cast<std::int64_t>(out[i].size())},

@@ -30,51 +30,28 @@
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/vlm.h"
+#include "fixtures.h"
 
 using namespace hse;
 namespace fs = std::filesystem;
 using nlohmann::json;
+using fixtures::expect_error;
+using fixtures::maxdiff;
 
 namespace {
 
-fs::path tmpdir(const std::string& n) {
-  auto p = fs::temp_directory_path() / ("hse_vlm_" + n + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path tmpdir(const std::string& n) { return fixtures::tmpdir("hse_vlm_", n); }
 
+// fixtures::tiny_phi3 at hidden 32 (intermediate 48), 256 positions, pad = eos = 2.
 model::Phi3Config tiny_llm() {
-  model::Phi3Config c;
-  c.vocab_size = 97;
-  c.hidden_size = 32;
+  auto c = fixtures::tiny_phi3(32);
   c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.partial_rotary_factor = 0.75;
   c.max_position_embeddings = 256;
-  c.tie_word_embeddings = true;
-  c.bos_token_id = 1;
-  c.eos_token_ids = {2};
   c.pad_token_id = 2;
   return c;
 }
 
-model::Phi3ForCausalLM make_llm(int seed = 1) {
-  model::Phi3ForCausalLM m(tiny_llm());
-  torch::manual_seed(seed);
-  torch::NoGradGuard ng;
-  for (auto& p : m->named_parameters(true)) {
-    if (p.key().find("norm") != std::string::npos)
-      p.value().copy_(1.0 + 0.1 * torch::randn_like(p.value()));
-    else
-      p.value().normal_(0.0, 0.15);
-    p.value().set_requires_grad(false);
-  }
-  m->eval();
-  return m;
-}
+model::Phi3ForCausalLM make_llm(int seed = 1) { return fixtures::make_phi3(tiny_llm(), seed); }
 
 model::VlmConfig tiny_config() {
   model::VlmConfig c;
@@ -94,21 +71,6 @@ void randomize(model::HsenetVlm& v, int seed) {
   torch::manual_seed(seed);
   torch::NoGradGuard ng;
   for (auto& t : v->trainable_parameters()) t.normal_(0.0, 0.1);
-}
-
-double maxdiff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
-}
-
-template <typename F>
-cli::Error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const cli::Error& e) {
-    return e;
-  }
-  DOCTEST_FAIL("no cli::Error thrown");
-  return cli::Error(cli::Exit::ok, "", "");
 }
 
 }  // namespace
@@ -437,10 +399,7 @@ TEST_CASE("driver: vlm") {
     std::unique_ptr<io::SafeTensorsSet> inputs;
     if (const char* tin = std::getenv("HSE_VLM_TENSORS")) inputs = std::make_unique<io::SafeTensorsSet>(tin);
     io::SafeTensorsWriter w;
-    auto put_f = [&](const std::string& name, const torch::Tensor& t) {
-      auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-      w.add(name, io::Dtype::F32, std::vector<std::int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr<float>());
-    };
+    auto put_f = [&](const std::string& name, const torch::Tensor& t) { fixtures::add_f32(w, name, t); };
     auto put_i = [&](const std::string& name, const std::vector<std::int64_t>& v) {
       w.add(name, io::Dtype::I64, {static_cast<std::int64_t>(v.size())}, v.data());
     };
