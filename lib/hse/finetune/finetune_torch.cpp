@@ -18,6 +18,7 @@
 #include "hse/text/bpe.h"
 #include "hse/train/optim.h"
 #include "hse/train/run_state.h"
+#include "hse/train/trainer_state.h"
 
 namespace fs = std::filesystem;
 
@@ -240,14 +241,7 @@ int run(const Options& oin, cli::Io&) {
       }
       io::SafeTensorsSet a((fs::path(ck_prev) / model::kVlmWeightsFile).string());
       model::load_vlm_state(*vlm, a);
-      io::SafeTensorsSet st((fs::path(ck_prev) / "trainer_state.safetensors").string());
-      opt.load(st);
-      step = opt.steps();
-      const auto& rng = st.info("rng.cpu");
-      auto state = torch::empty({static_cast<std::int64_t>(rng.nbytes())}, torch::kUInt8);
-      std::memcpy(state.data_ptr(), rng.bytes, rng.nbytes());
-      auto gen = at::detail::getDefaultCPUGenerator();
-      gen.set_state(state);
+      step = train::load_trainer_state(opt, ck_prev);
       cli::info("resumed from {} at step {}", ck_prev, step);
     }
   }
@@ -269,11 +263,7 @@ int run(const Options& oin, cli::Io&) {
     const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
     train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
       write_model(tmp);
-      io::SafeTensorsWriter w;
-      opt.save(w);
-      const auto state = at::detail::getDefaultCPUGenerator().get_state().contiguous();
-      w.add("rng.cpu", io::Dtype::U8, {state.numel()}, state.data_ptr());
-      w.write((fs::path(tmp) / "trainer_state.safetensors").string());
+      train::save_trainer_state(opt, tmp);
     });
     train::prune_checkpoints(o.common.output, o.save_total_limit);
     if (final) {

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "hse/cli/cli.h"
+#include "hse/model/config_files.h"
 
 namespace fs = std::filesystem;
 
@@ -71,16 +72,6 @@ std::string last_component(std::string p) {
   if (ends_with(p, ".safetensors") || ends_with(p, ".json")) fp = fp.parent_path();
   std::string name = fp.filename().string();
   return name.empty() ? p : name;
-}
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) cli::fail(cli::Exit::runtime, path.string(), "cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 // Fields that change the arithmetic or the base model and that hse does not implement.
@@ -282,17 +273,9 @@ LoraConfig LoraConfig::from_json(const json& j, const std::string& src) {
 }
 
 LoraConfig LoraConfig::from_file(const std::string& path) {
-  fs::path p(path);
-  if (fs::is_directory(p)) p /= "adapter_config.json";
-  std::ifstream f(p);
-  if (!f) cli::fail_input(p.string(), "cannot read the LoRA adapter config");
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const json::exception& e) {
-    cli::fail_input(p.string(), "not valid JSON: {}", e.what());
-  }
-  return from_json(j, p.string());
+  std::string file;
+  const json j = read_json_input(path, "adapter_config.json", "LoRA adapter config", file);
+  return from_json(j, file);
 }
 
 json LoraConfig::to_json() const {

@@ -9,6 +9,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/model/config_json.h"
+#include "hse/model/config_files.h"
 
 namespace fs = std::filesystem;
 
@@ -30,16 +31,6 @@ std::string last_component(std::string p) {
     fp = fp.parent_path();
   const std::string name = fp.filename().string();
   return name.empty() ? p : name;
-}
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) cli::fail(cli::Exit::runtime, path.string(), "cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -107,17 +98,9 @@ VlmConfig VlmConfig::from_json(const json& j, const std::string& src) {
 }
 
 VlmConfig VlmConfig::from_file(const std::string& path) {
-  fs::path p(path);
-  if (fs::is_directory(p)) p /= kVlmConfigFile;
-  std::ifstream f(p);
-  if (!f) cli::fail_input(p.string(), "cannot read the VLM config");
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const json::exception& e) {
-    cli::fail_input(p.string(), "not valid JSON: {}", e.what());
-  }
-  return from_json(j, p.string());
+  std::string file;
+  const json j = read_json_input(path, kVlmConfigFile, "VLM config", file);
+  return from_json(j, file);
 }
 
 json VlmConfig::to_json() const {

@@ -18,6 +18,7 @@
 #include "hse/train/distributed.h"
 #include "hse/train/optim.h"
 #include "hse/train/run_state.h"
+#include "hse/train/trainer_state.h"
 
 namespace fs = std::filesystem;
 
@@ -245,14 +246,7 @@ int run(const Options& o, cli::Io&) {
     } else {
       io::SafeTensorsSet w((fs::path(ck) / "model.safetensors").string());
       model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});
-      io::SafeTensorsSet st((fs::path(ck) / "trainer_state.safetensors").string());
-      opt.load(st);
-      step = opt.steps();
-      const auto& rng = st.info("rng.cpu");
-      auto state = torch::empty({static_cast<std::int64_t>(rng.nbytes())}, torch::kUInt8);
-      std::memcpy(state.data_ptr(), rng.bytes, rng.nbytes());
-      auto gen = at::detail::getDefaultCPUGenerator();
-      gen.set_state(state);
+      step = train::load_trainer_state(opt, ck);
       cli::info("resumed from {} at step {}", ck, step);
     }
   } else if (dist->is_main() && !train::latest_checkpoint(o.common.output).empty()) {
@@ -268,11 +262,7 @@ int run(const Options& o, cli::Io&) {
     const std::string dir = (fs::path(o.common.output) / fmt::format("checkpoint-{}", step)).string();
     train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
       model::save_clip(m, tmp, vocab);
-      io::SafeTensorsWriter w;
-      opt.save(w);
-      const auto state = at::detail::getDefaultCPUGenerator().get_state().contiguous();
-      w.add("rng.cpu", io::Dtype::U8, {state.numel()}, state.data_ptr());
-      w.write((fs::path(tmp) / "trainer_state.safetensors").string());
+      train::save_trainer_state(opt, tmp);
     });
     train::prune_checkpoints(o.common.output, o.save_total_limit);
     if (final) model::save_clip(m, o.common.output, vocab);
