@@ -162,14 +162,7 @@ class HeaderParser {
         } else {
           tensors.push_back(parse_tensor(std::move(key)));
         }
-        ws();
-        const char c = peek();
-        ++i_;
-        if (c == '}') break;
-        if (c != ',') {
-          --i_;
-          bad("expected ',' or '}'");
-        }
+        if (closed('}')) break;
       }
     }
     ws();
@@ -325,6 +318,18 @@ class HeaderParser {
     i_ += len;
   }
 
+  // After a member or element: consumes ',' (false: more follow) or `close` (true: done).
+  bool closed(char close) {
+    ws();
+    if (peek() == ',') {
+      ++i_;
+      return false;
+    }
+    if (peek() != close) bad(close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+    ++i_;
+    return true;
+  }
+
   // Skips any JSON value (unknown fields are ignored, as serde does).
   void skip_value(int depth) {
     if (depth > kMaxDepth) bad("nesting too deep");
@@ -347,15 +352,7 @@ class HeaderParser {
         if (!seen.insert(key).second) cli::fail_input(file_, "duplicate key '{}' in header", printable(key));
         colon();
         skip_value(depth + 1);
-        ws();
-        if (peek() == ',') {
-          ++i_;
-        } else if (peek() == '}') {
-          ++i_;
-          return;
-        } else {
-          bad("expected ',' or '}'");
-        }
+        if (closed('}')) return;
       }
     } else if (c == '[') {
       ++i_;
@@ -366,15 +363,7 @@ class HeaderParser {
       }
       for (;;) {
         skip_value(depth + 1);
-        ws();
-        if (peek() == ',') {
-          ++i_;
-        } else if (peek() == ']') {
-          ++i_;
-          return;
-        } else {
-          bad("expected ',' or ']'");
-        }
+        if (closed(']')) return;
       }
     } else if (c == 't') {
       literal("true");
@@ -411,15 +400,7 @@ class HeaderParser {
       std::string value = string();
       if (metadata.count(key)) cli::fail_input(file_, "duplicate key '{}' in __metadata__", printable(key));
       metadata.emplace(std::move(key), std::move(value));
-      ws();
-      if (peek() == ',') {
-        ++i_;
-      } else if (peek() == '}') {
-        ++i_;
-        return;
-      } else {
-        bad("expected ',' or '}'");
-      }
+      if (closed('}')) return;
     }
   }
 
@@ -445,15 +426,7 @@ class HeaderParser {
                         printable(tensor), what);
       if (v.size() >= 4096) cli::fail_input(file_, "tensor '{}': '{}' has too many entries", printable(tensor), what);
       v.push_back(x);
-      ws();
-      if (peek() == ',') {
-        ++i_;
-      } else if (peek() == ']') {
-        ++i_;
-        return v;
-      } else {
-        bad("expected ',' or ']'");
-      }
+      if (closed(']')) return v;
     }
   }
 
@@ -494,15 +467,7 @@ class HeaderParser {
         } else {
           skip_value(1);
         }
-        ws();
-        if (peek() == ',') {
-          ++i_;
-        } else if (peek() == '}') {
-          ++i_;
-          break;
-        } else {
-          bad("expected ',' or '}'");
-        }
+        if (closed('}')) break;
       }
     }
     if (!have_dtype) cli::fail_input(file_, "tensor '{}': missing field 'dtype'", p);
