@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hse-pretrain on tiny configs: stage 1 learns (loss falls), SIGTERM saves and exits 0, --resume
-# continues to the same weights as an uninterrupted run; stage 2 trains from stage 1; bad input.
+# continues to the same weights as an uninterrupted run; stage 2 trains from stage 1; hse-embed
+# --patch-png on the stage-2 model; bad input.
 set -u
 BIN=${HSE_BIN_DIR:-build/bin}
 SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
@@ -25,7 +26,11 @@ COMMON=(--volumes "$T/tr.h5"
 "$P" "${COMMON[@]}" "${REP[@]}" -o "$T/a" --metrics "$T/a.tsv" && ok "stage 1 runs" || bad "stage 1 runs"
 if $PY - "$T/a.tsv" <<'PYEOF'; then ok "stage 1 loss falls"; else bad "stage 1 loss falls"; fi
 import sys
-rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()[1:]]
+lines = open(sys.argv[1]).read().splitlines()
+head = lines[0].split("\t")
+assert head[-2:] == ["step_s", "samples_per_s"], head
+rows = [l.split("\t") for l in lines[1:]]
+assert all(len(r) == len(head) and float(r[-2]) > 0 and float(r[-1]) > 0 for r in rows)
 loss = [float(r[2]) for r in rows]
 assert len(loss) == 80, len(loss)
 first, last = sum(loss[:8]) / 8, sum(loss[-8:]) / 8
@@ -69,6 +74,39 @@ PYEOF
 "$P" "${COMMON[@]}" "${REP[@]}" --stage 2 --stage1 "$T/a" --init "$T/a" --slice-features "$T/sf.h5" -o "$T/c" --metrics "$T/c.tsv" \
   && ok "stage 2 runs from stage 1" || bad "stage 2"
 grep -q m3d_clip_stage2 "$T/c/config.json" && ok "stage-2 checkpoint" || bad "stage-2 config"
+
+# hse-embed --patch-png: the scores in the HDF5 file and one PNG per volume, checked
+# against a numpy rendering of the same montage (decoded with Pillow).
+"$BIN/hse-embed" --model "$T/c" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --patch-png "$T/png" \
+  -o "$T/emb2.h5" --threads 1 -q && ok "hse-embed --patch-png runs" || bad "hse-embed --patch-png"
+if $PY - "$T/tr.h5" "$T/emb2.h5" "$T/png" <<'PYEOF'; then ok "patch-score PNGs match a numpy montage"; else bad "patch-score PNGs"; fi
+import sys, os, h5py, numpy as np
+from PIL import Image
+vols = h5py.File(sys.argv[1])["volumes"][:]          # [N,1,8,32,32]
+e = h5py.File(sys.argv[2])
+ids = [i.decode() if isinstance(i, bytes) else i for i in e["ids"][:]]
+sc = e["patch_scores"][:]                             # [N, 2*2*2]
+assert sc.shape == (len(ids), 8), sc.shape
+assert len(os.listdir(sys.argv[3])) == len(ids)
+worst = 0
+for n, i in enumerate(ids):
+    img = np.asarray(Image.open(os.path.join(sys.argv[3], i.replace(".nii.gz", ".png"))))
+    assert img.shape == (32, 64, 3), img.shape
+    s = sc[n].reshape(2, 2, 2)
+    s = (s - s.min()) / (s.max() - s.min() if s.max() > s.min() else 1)
+    ref = np.zeros((32, 64, 3))
+    for t in range(2):
+        g = np.clip(vols[n, 0, t * 4 + 2], 0, 1)                         # [X, Y]
+        sv = np.kron(s[t], np.ones((16, 16)))                             # [X, Y]
+        heat = np.stack([np.clip(3 * sv, 0, 1), np.clip(3 * sv - 1, 0, 1), np.clip(3 * sv - 2, 0, 1)], -1)
+        a = 0.55 * sv[..., None]
+        ref[:, t * 32:(t + 1) * 32] = (255 * ((1 - a) * g[..., None] + a * heat)).transpose(1, 0, 2)
+    worst = max(worst, np.abs(img.astype(float) - ref).max())
+print(f"     max |png - numpy| = {worst:.3f} (rounding: <= 0.5)")
+assert worst <= 0.5 + 1e-3
+PYEOF
+err=$("$BIN/hse-embed" --model "$T/a" --volumes "$T/tr.h5" --patch-png "$T/png1" -o "$T/emb1.h5" 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$err" == *"not a 2E3"* ]] && ok "--patch-png with a stage-1 model: exit 2" || bad "--patch-png stage 1 (rc $rc): $err"
 
 # Bad input.
 err=$("$P" "${COMMON[@]}" --reports "$D/metadata/train_metadata.csv" -o "$T/x" 2>&1); rc=$?

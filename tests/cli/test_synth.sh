@@ -120,7 +120,7 @@ rc=$?
 grep -q "/proc/hse-synth-x" "$tmp/err2" || fail "error does not name the path: $(cat "$tmp/err2")"
 
 # usage errors: exit 2
-for args in "--size huge" "--n-train -1" "--n-train 0 --n-valid 0" "--gzip-level 0" "--bogus"; do
+for args in "--size huge" "--n-train -1" "--n-train 0 --n-valid 0" "--gzip-level 0" "--lesion-scale 5" "--lesion-scale 0" "--bogus"; do
   # shellcheck disable=SC2086
   "$BIN" -o "$tmp/u" $args 2>/dev/null
   rc=$?

@@ -129,6 +129,48 @@ TEST_CASE("bert: padding does not change the kept positions") {
   DOCTEST_CHECK(em[0][0][0][8].item<float>() == std::numeric_limits<float>::lowest());
 }
 
+TEST_CASE("bert: dropout acts in training mode only") {
+  auto c = tiny();
+  c.hidden_dropout_prob = 0.1;
+  c.attention_probs_dropout_prob = 0.1;
+  model::Bert m(c, false);
+  randomize(m, 3);
+  const auto ids = torch::randint(5, 40, {4, 12}, torch::kLong);
+  torch::NoGradGuard ng;
+  m->eval();
+  const auto ref = m->forward(ids).last_hidden_state;
+  DOCTEST_CHECK(torch::equal(ref, m->forward(ids).last_hidden_state));  // eval: deterministic
+  m->train();
+  torch::manual_seed(11);
+  const auto a = m->forward(ids).last_hidden_state;
+  torch::manual_seed(11);
+  const auto b = m->forward(ids).last_hidden_state;
+  const auto d = m->forward(ids).last_hidden_state;
+  DOCTEST_CHECK(torch::equal(a, b));     // seeded
+  DOCTEST_CHECK(!torch::equal(a, d));    // stochastic
+  DOCTEST_CHECK(!torch::allclose(a, ref));
+  // The embedding dropout is exactly inverted dropout of the eval output: zeros at
+  // about p of the positions, the rest scaled by 1 / (1 - p).
+  torch::manual_seed(5);
+  const auto emb = m->embeddings->forward(torch::randint(5, 40, {64, 60}, torch::kLong), {});
+  torch::manual_seed(5);
+  const auto ids2 = torch::randint(5, 40, {64, 60}, torch::kLong);
+  m->eval();
+  const auto emb_ref = m->embeddings->forward(ids2, {});
+  const auto kept = emb != 0;
+  const double zero_frac = 1.0 - kept.to(torch::kDouble).mean().item<double>();
+  DOCTEST_CHECK(zero_frac > 0.08);
+  DOCTEST_CHECK(zero_frac < 0.12);
+  DOCTEST_CHECK(torch::allclose(emb.masked_select(kept), emb_ref.masked_select(kept) / 0.9, 1e-5, 1e-6));
+  // p = 0 in training mode equals eval mode.
+  auto c0 = c;
+  c0.hidden_dropout_prob = c0.attention_probs_dropout_prob = 0;
+  model::Bert m0(c0, false);
+  randomize(m0, 3);
+  m0->train();
+  DOCTEST_CHECK(torch::allclose(m0->forward(ids).last_hidden_state, ref, 1e-6, 1e-6));
+}
+
 TEST_CASE("bert: config parsing and errors") {
   const auto dir = tmpdir("cfg");
   const auto path = (dir / "config.json").string();
@@ -164,6 +206,21 @@ TEST_CASE("bert: config parsing and errors") {
   DOCTEST_CHECK(c.vocab_size == 100);
   DOCTEST_CHECK(c.hidden_size == 768);
   DOCTEST_CHECK(c.layer_norm_eps == 1e-5);
+  DOCTEST_CHECK(c.hidden_dropout_prob == 0.1);  // HF's defaults
+  DOCTEST_CHECK(c.attention_probs_dropout_prob == 0.1);
+  {
+    std::ofstream f(path);
+    f << R"({"hidden_dropout_prob": 0.25, "attention_probs_dropout_prob": 0})";
+  }
+  c = model::BertConfig::from_file(path);
+  DOCTEST_CHECK(c.hidden_dropout_prob == 0.25);
+  DOCTEST_CHECK(c.attention_probs_dropout_prob == 0.0);
+  DOCTEST_CHECK(c.to_json()["hidden_dropout_prob"].get<double>() == 0.25);
+  {
+    std::ofstream f(path);
+    f << R"({"hidden_dropout_prob": 1.5})";
+  }
+  DOCTEST_CHECK_THROWS_AS(model::BertConfig::from_file(path), cli::Error);
   DOCTEST_CHECK_THROWS_AS(model::BertConfig::from_file((dir / "none.json").string()), cli::Error);
   // The shipped tiny config parses.
   if (const char* src = std::getenv("HSE_SOURCE_DIR")) {

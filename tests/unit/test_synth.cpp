@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "hse/synth/synth.h"
 
 using namespace hse::synth;
@@ -68,6 +70,35 @@ TEST_CASE("synth: plans and volumes are deterministic in the seed") {
   CHECK(va.geo.dim[2] <= 48);
   // the validation split is drawn independently of the training one
   CHECK(plan_patient(1, "valid", 1, Size::tiny).volumes[0].name == "valid_1_a_1.nii.gz");
+}
+
+TEST_CASE("synth: --lesion-scale scales the findings and their text, 1 changes nothing") {
+  double sum1 = 0, sum2 = 0;
+  int n_sized = 0, in_text = 0;
+  for (int n = 1; n <= 60; ++n) {
+    const Patient a = plan_patient(5, "train", n, Size::tiny);
+    const Patient one = plan_patient(5, "train", n, Size::tiny, 1.0);
+    CHECK(truth_json(a, a.volumes[0]) == truth_json(one, one.volumes[0]));
+    const Patient b = plan_patient(5, "train", n, Size::tiny, 2.0);
+    // same anatomy and the same wanted findings (labels drawn before any size)
+    CHECK(a.scans[0].anat.A == b.scans[0].anat.A);
+    for (const auto& fb : b.scans[0].findings) {
+      if (fb.label != kLungNodule && fb.label != kPleuralEffusion && fb.label != kLymphadenopathy &&
+          fb.label != kConsolidation && fb.label != kHiatalHernia)
+        continue;
+      for (const auto& fa : a.scans[0].findings)
+        if (fa.label == fb.label) {
+          sum1 += fa.size_mm, sum2 += fb.size_mm, ++n_sized;
+          break;
+        }
+      const std::string mm = fmt::format("{} mm", static_cast<int>(std::lround(fb.size_mm)));
+      in_text += b.scans[0].report.findings.find(mm) != std::string::npos;
+    }
+  }
+  REQUIRE(n_sized > 10);
+  CHECK(sum2 / sum1 > 1.8);
+  CHECK(sum2 / sum1 < 2.2);
+  CHECK(in_text > 0);  // the reports quote the scaled sizes
 }
 
 TEST_CASE("synth: rendered tissues have plausible HU") {

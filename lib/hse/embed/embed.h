@@ -25,6 +25,7 @@ struct Options {
   long long random_init = -1;                 // with --slices and no --model: seeded random trunk (demos, tests)
   bool tokens = false;                        // all last-layer tokens (CLS dropped) instead of the projected CLS
   bool patch_scores = false;                  // stage 2: also the 2E3 patch scores
+  std::string patch_png;                      // stage 2: a PNG per volume of the scores over axial slices
   int batch = 4;
   int max_length = 512;
   std::string dtype = "float32";

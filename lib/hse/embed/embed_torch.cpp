@@ -1,3 +1,4 @@
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -6,6 +7,8 @@
 #include <torch/torch.h>
 
 #include "hse/embed/embed.h"
+#include "hse/image/png.h"
+#include "hse/io/atomic.h"
 #include "hse/io/csv.h"
 #include "hse/io/h5.h"
 #include "hse/model/clip.h"
@@ -33,6 +36,9 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--prefix", o.prefix, "with --slices: key prefix of the trunk in the checkpoint")->default_val("visual.trunk.");
   app.add_flag("--tokens", o.tokens, "write all last-layer tokens (CLS dropped, [N,T,H]) for the packers");
   app.add_flag("--patch-scores", o.patch_scores, "2E3 models: also write the patch scores ([N,T])");
+  app.add_option("--patch-png", o.patch_png,
+                 "2E3 models: also write DIR/<volume>.png per volume, the patch scores over the middle axial slice of "
+                 "each slab of patches (implies --patch-scores)");
   app.add_option("--batch", o.batch, "items per forward pass")->default_val(4);
   app.add_option("--max-length", o.max_length, "text tokens")->default_val(512);
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
@@ -60,6 +66,35 @@ void append_rows(h5::Writer& w, const std::string& name, const torch::Tensor& ro
   }
   for (std::int64_t i = 0; i < c.size(0); ++i) w.append(name, c[i].data_ptr<float>());
 }
+// The file name of a volume id: directories and the .nii[.gz]/.nrrd/.mha/... suffix dropped.
+std::string png_name(const std::string& id) {
+  std::string n = fs::path(id).filename().string();
+  for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"})
+    if (n.size() > std::strlen(ext) && n.compare(n.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+      n.resize(n.size() - std::strlen(ext));
+      break;
+    }
+  return n + ".png";
+}
+
+// One montage PNG per volume of the batch (items first..first+B-1 of `ids`).
+void write_score_pngs(const std::string& dir, const model::Vit3dConfig& vc, const torch::Tensor& volumes,
+                      const torch::Tensor& scores, const std::vector<std::string>& ids, std::size_t first) {
+  const auto g = vc.grid();
+  const auto vol = volumes.to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto sc = scores.to(torch::kCPU, torch::kFloat32).contiguous();
+  for (std::int64_t k = 0; k < vol.size(0); ++k) {
+    const auto item = vol[k][0].contiguous();  // [D, X, Y]
+    const auto s = sc[k].contiguous();         // [gd * gx * gy]
+    int width = 0;
+    const auto px = image::patch_score_montage(item.data_ptr<float>(), static_cast<int>(item.size(0)),
+                                               static_cast<int>(item.size(1)), static_cast<int>(item.size(2)),
+                                               s.data_ptr<float>(), static_cast<int>(g[0]), static_cast<int>(g[1]),
+                                               static_cast<int>(g[2]), width);
+    image::write_png((fs::path(dir) / png_name(ids[first + static_cast<std::size_t>(k)])).string(), width,
+                     static_cast<int>(item.size(2)), 3, px.data());
+  }
+}
 }  // namespace
 
 int run(const Options& o, cli::Io&) {
@@ -69,6 +104,9 @@ int run(const Options& o, cli::Io&) {
   const int modes = !o.volumes.empty() + !o.reports.empty() + !o.slices.empty();
   if (modes != 1) cli::fail_usage("give exactly one of --volumes, --reports, --slices");
   if (o.batch < 1) cli::fail_usage("--batch must be positive");
+  if (!o.patch_png.empty() && (o.volumes.empty() || o.tokens))
+    cli::fail_usage("--patch-png goes with --volumes (and not --tokens)");
+  const bool want_scores = o.patch_scores || !o.patch_png.empty();
   torch::NoGradGuard ng;
 
   const bool random_trunk = o.random_init >= 0;
@@ -150,6 +188,11 @@ int run(const Options& o, cli::Io&) {
       for (std::size_t i = 0; i < sf->size(); ++i) sfi[sf->ids()[i]] = i;
     }
     const auto shape = r.item_shape("volumes");
+    if (!o.patch_png.empty()) {
+      if (clip->config.stage != 2) cli::fail_usage("--patch-png: {} is not a 2E3 (stage-2) model", o.model);
+      fs::create_directories(o.patch_png);
+      io::check_writable((fs::path(o.patch_png) / "x.png").string());
+    }
     cli::Progress progress("embed volumes", r.size(), o.common.progress);
     for (std::size_t s = 0; s < r.size(); s += static_cast<std::size_t>(o.batch)) {
       const std::size_t e = std::min(r.size(), s + static_cast<std::size_t>(o.batch));
@@ -177,8 +220,10 @@ int run(const Options& o, cli::Io&) {
         append_rows(w, "embeddings", clip->image_tokens(v.to(dev), sl), declared, dt);
       } else {
         torch::Tensor scores;
-        append_rows(w, "embeddings", clip->encode_image(v.to(dev), sl, o.patch_scores ? &scores : nullptr), declared, dt);
-        if (o.patch_scores && scores.defined()) append_rows(w, "patch_scores", scores, declared_scores, h5::DType::f32);
+        append_rows(w, "embeddings", clip->encode_image(v.to(dev), sl, want_scores ? &scores : nullptr), declared, dt);
+        if (want_scores && scores.defined()) append_rows(w, "patch_scores", scores, declared_scores, h5::DType::f32);
+        if (!o.patch_png.empty() && scores.defined())
+          write_score_pngs(o.patch_png, clip->config.vision, v, scores, r.ids(), s);
       }
       progress.tick(e - s);
     }

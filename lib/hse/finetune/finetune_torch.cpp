@@ -1,5 +1,6 @@
 #include <cctype>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -62,7 +63,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(2000);
   app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
-  app.add_option("--metrics", o.metrics, "append step metrics (TSV: step epoch loss lr grad_norm) here");
+  app.add_option("--metrics", o.metrics, "append step metrics here (TSV: step epoch loss lr grad_norm step_s samples_per_s)");
   app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
 }
 
@@ -246,13 +247,8 @@ int run(const Options& oin, cli::Io&) {
     }
   }
 
-  std::unique_ptr<std::ofstream> metrics;
-  if (!o.metrics.empty()) {
-    const bool exists = fs::exists(o.metrics);
-    metrics = std::make_unique<std::ofstream>(o.metrics, o.resume ? std::ios::app : std::ios::trunc);
-    if (!*metrics) cli::fail(cli::Exit::runtime, o.metrics, "cannot write output");
-    if (!o.resume || !exists) *metrics << "step\tepoch\tloss\tlr\tgrad_norm\n";
-  }
+  train::MetricsTsv metrics(o.metrics, {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"},
+                            o.resume);
   auto write_model = [&](const std::string& dir) {
     vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
     model::save_vlm_adapter(*vlm, dir);
@@ -286,6 +282,7 @@ int run(const Options& oin, cli::Io&) {
     const long in_epoch = step % steps_per_epoch;
     const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
     double loss_sum = 0;
+    const auto t_step = std::chrono::steady_clock::now();
     opt.zero_grad();
     for (int a = 0; a < o.grad_accum; ++a) {
       const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
@@ -314,7 +311,9 @@ int run(const Options& oin, cli::Io&) {
     ++step;
     progress.tick();
     const double loss = loss_sum / o.grad_accum;
-    if (metrics) *metrics << fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\n", step, epoch, loss, lr, gn) << std::flush;
+    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch, loss, lr, gn, step_s,
+                             static_cast<double>(B) * o.grad_accum / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0)
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
     if (train::stop_requested()) {

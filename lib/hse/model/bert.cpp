@@ -66,6 +66,13 @@ BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& sou
   get_int("max_position_embeddings", c.max_position_embeddings);
   get_int("type_vocab_size", c.type_vocab_size);
   get_int("pad_token_id", c.pad_token_id);
+  for (auto [key, v] : {std::pair<const char*, double*>{"hidden_dropout_prob", &c.hidden_dropout_prob},
+                        {"attention_probs_dropout_prob", &c.attention_probs_dropout_prob}}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    if (!j[key].is_number()) cli::fail_input(source, "'{}' is not a number", key);
+    *v = j[key].get<double>();
+    if (!(*v >= 0 && *v < 1)) cli::fail_input(source, "'{}' must be in [0, 1)", key);
+  }
   if (j.contains("layer_norm_eps") && !j["layer_norm_eps"].is_null()) {
     if (!j["layer_norm_eps"].is_number()) cli::fail_input(source, "'layer_norm_eps' is not a number");
     c.layer_norm_eps = j["layer_norm_eps"].get<double>();
@@ -117,8 +124,8 @@ nlohmann::json BertConfig::to_json() const {
                         {"num_attention_heads", num_attention_heads},
                         {"intermediate_size", intermediate_size},
                         {"hidden_act", hidden_act},
-                        {"hidden_dropout_prob", 0.1},
-                        {"attention_probs_dropout_prob", 0.1},
+                        {"hidden_dropout_prob", hidden_dropout_prob},
+                        {"attention_probs_dropout_prob", attention_probs_dropout_prob},
                         {"max_position_embeddings", max_position_embeddings},
                         {"type_vocab_size", type_vocab_size},
                         {"initializer_range", 0.02},
@@ -128,7 +135,7 @@ nlohmann::json BertConfig::to_json() const {
 }
 
 // ------------------------------------------------------------------ modules
-BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
+BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) : dropout_p(c.hidden_dropout_prob) {
   word_embeddings = register_module(
       "word_embeddings",
       torch::nn::Embedding(c.pad_token_id >= 0 && c.pad_token_id < c.vocab_size
@@ -151,11 +158,13 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
   // HF order: (word + token_type) + position.
   auto x = word_embeddings->forward(input_ids) + token_type_embeddings->forward(tt);
   x = x + position_embeddings->forward(pos).unsqueeze(0);
-  return LayerNorm->forward(x);
+  return torch::dropout(LayerNorm->forward(x), dropout_p, is_training());
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
-    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+    : heads(c.num_attention_heads),
+      head_dim(c.hidden_size / c.num_attention_heads),
+      dropout_p(c.attention_probs_dropout_prob) {
   query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
   key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
   value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
@@ -166,23 +175,27 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   auto split = [&](const torch::Tensor& t) { return t.view({B, L, heads, head_dim}).transpose(1, 2); };
   auto q = split(query->forward(x)), k = split(key->forward(x)), v = split(value->forward(x));
   // softmax(q kᵀ / sqrt(d) + mask) v, as transformers' sdpa/eager paths compute it.
-  auto ctx = at::scaled_dot_product_attention(q, k, v, additive_mask.defined() ? std::optional<at::Tensor>(additive_mask)
-                                                                              : std::nullopt);
+  // Dropout on the attention probabilities in training mode (HF's attention_probs_dropout_prob).
+  auto ctx = at::scaled_dot_product_attention(
+      q, k, v, additive_mask.defined() ? std::optional<at::Tensor>(additive_mask) : std::nullopt,
+      is_training() ? dropout_p : 0.0);
   return ctx.transpose(1, 2).reshape({B, L, heads * head_dim});
 }
 
-BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double eps) {
+BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double eps, double dropout)
+    : dropout_p(dropout) {
   dense = register_module("dense", torch::nn::Linear(in, out));
   LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& h, const torch::Tensor& residual) {
-  return LayerNorm->forward(dense->forward(h) + residual);
+  return LayerNorm->forward(torch::dropout(dense->forward(h), dropout_p, is_training()) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
   self = register_module("self", BertSelfAttention(c));
-  output = register_module("output", BertResidualOutput(c.hidden_size, c.hidden_size, c.layer_norm_eps));
+  output = register_module("output",
+                           BertResidualOutput(c.hidden_size, c.hidden_size, c.layer_norm_eps, c.hidden_dropout_prob));
 }
 
 torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
@@ -209,7 +222,8 @@ torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
 BertLayerImpl::BertLayerImpl(const BertConfig& c) {
   attention = register_module("attention", BertAttention(c));
   intermediate = register_module("intermediate", BertIntermediate(c));
-  output = register_module("output", BertResidualOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+  output = register_module(
+      "output", BertResidualOutput(c.intermediate_size, c.hidden_size, c.layer_norm_eps, c.hidden_dropout_prob));
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {

@@ -14,10 +14,12 @@
 // A checkpoint's `embeddings.position_ids` buffer (older transformers) is accepted and ignored:
 // position ids are always 0..L-1 ("absolute" position embeddings).
 //
-// Numerics follow transformers' BertModel in eval mode (no dropout): embeddings = LN(word +
-// token_type + position); per layer, post-norm attention with the scores scaled by
-// head_dim^-0.5 and masked keys given torch.finfo(dtype).min added (the extended attention
-// mask), then LN(x + dense(act(intermediate(x)))).
+// Numerics follow transformers' BertModel: embeddings = dropout(LN(word + token_type +
+// position)); per layer, post-norm attention with the scores scaled by head_dim^-0.5 and
+// masked keys given torch.finfo(dtype).min added (the extended attention mask), dropout on
+// the attention probabilities, then LN(x + dropout(dense(act(intermediate(x))))). The
+// dropouts (hidden_dropout_prob, attention_probs_dropout_prob; 0.1 in bert-base) act only
+// in training mode (module.train()), as in PyTorch; eval mode is deterministic.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,8 @@ struct BertConfig {
   int64_t type_vocab_size = 2;
   double layer_norm_eps = 1e-12;
   int64_t pad_token_id = 0;
+  double hidden_dropout_prob = 0.1;           // training mode only
+  double attention_probs_dropout_prob = 0.1;  // training mode only
 
   BertAct act() const;  // throws cli::Error (exit 3) for an unknown hidden_act
 
@@ -71,6 +75,7 @@ struct BertEmbeddingsImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
+  double dropout_p;
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -79,16 +84,19 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   // x [B,L,H]; additive_mask broadcastable to [B,heads,L,L] (or undefined).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask);
   int64_t heads, head_dim;
+  double dropout_p;
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
-// "dense" + "LayerNorm" over a residual: LN(x + dense(h)). Used as attention.output and output.
+// "dense" + "LayerNorm" over a residual: LN(residual + dropout(dense(h))). Used as
+// attention.output and output.
 struct BertResidualOutputImpl : torch::nn::Module {
-  BertResidualOutputImpl(int64_t in, int64_t out, double eps);
+  BertResidualOutputImpl(int64_t in, int64_t out, double eps, double dropout);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& residual);
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
+  double dropout_p;
 };
 TORCH_MODULE(BertResidualOutput);
 

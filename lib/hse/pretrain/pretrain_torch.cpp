@@ -1,6 +1,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -72,7 +73,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--eval-steps", o.eval_steps, "validate every N steps (0: only at the end when --val-volumes)")
       ->default_val(0);
   app.add_option("--eval-items", o.eval_items, "validation items used (HSENet: the first 512)")->default_val(512);
-  app.add_option("--metrics", o.metrics, "append step metrics (TSV: step epoch loss lr ...) here");
+  app.add_option("--metrics", o.metrics, "append step metrics here (TSV: step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s)");
   app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
   app.add_flag("--allow-partial", o.allow_partial, "load checkpoints whose keys do not all match");
 }
@@ -95,23 +96,6 @@ std::string vocab_for(const Options& o) {
   if (!o.init.empty()) return (fs::path(o.init) / "vocab.txt").string();
   cli::fail_usage("give --vocab (or a --text-model directory holding vocab.txt)");
 }
-
-struct Metrics {
-  std::unique_ptr<std::ofstream> f;
-  void open(const std::string& path, bool append) {
-    if (path.empty()) return;
-    const bool exists = fs::exists(path);
-    f = std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc);
-    if (!*f) cli::fail(cli::Exit::runtime, path, "cannot write output");
-    if (!append || !exists) *f << "step\tepoch\tloss\tclip_loss\tsa_loss\tsa_weight\tlr\tgrad_norm\tlogit_scale\n";
-  }
-  void line(const std::string& s) {
-    if (f) {
-      *f << s << '\n';
-      f->flush();
-    }
-  }
-};
 
 // R@K of report-to-volume and volume-to-report on a validation subset.
 std::vector<std::pair<std::string, double>> validate(model::Clip& m, const train::ClipData& val, int items, int batch,
@@ -255,8 +239,10 @@ int run(const Options& o, cli::Io&) {
   }
   dist->broadcast(params);
 
-  Metrics metrics;
-  if (dist->is_main()) metrics.open(o.metrics, o.resume);
+  train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
+                            {"step", "epoch", "loss", "clip_loss", "sa_loss", "sa_weight", "lr", "grad_norm",
+                             "logit_scale", "step_s", "samples_per_s"},
+                            o.resume);
   auto save = [&](bool final) {
     if (!dist->is_main()) return;
     const std::string dir = (fs::path(o.common.output) / fmt::format("checkpoint-{}", step)).string();
@@ -280,6 +266,7 @@ int run(const Options& o, cli::Io&) {
     const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
     double loss_sum = 0, cl_sum = 0, sa_sum = 0;
     const double w_sa = o.stage == 2 ? model::sa_weight(step, sa_sched, o.sa_weight, o.sa_steps) : 0.0;
+    const auto t_step = std::chrono::steady_clock::now();
     opt.zero_grad();
     for (int a = 0; a < o.grad_accum; ++a) {
       const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
@@ -318,8 +305,10 @@ int run(const Options& o, cli::Io&) {
     ++step;
     progress.tick();
     const double n = o.grad_accum;
-    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.4f}\t{:.3e}\t{:.4f}\t{:.4f}", step, epoch, loss_sum / n,
-                             cl_sum / n, sa_sum / n, w_sa, lr, gn, m->logit_scale.item<double>()));
+    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.4f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch,
+                             loss_sum / n, cl_sum / n, sa_sum / n, w_sa, lr, gn, m->logit_scale.item<double>(), step_s,
+                             static_cast<double>(global_batch) * o.grad_accum / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0)
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss_sum / n, lr);
     if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main()) {

@@ -171,7 +171,9 @@ Finding make(int label, const std::string& abnormality) {
 const char* side_name(int k) { return k == 0 ? "right" : "left"; }
 
 // Draws the findings of one scan (modifies scan.anat / per-side parameters as needed).
-void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
+// g (the lesion scale) multiplies every drawn lesion dimension; 1 keeps the
+// realistic sizes (and the exact random stream of earlier releases).
+void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
   std::array<bool, kNumLabels> want{};
   if (!rng.chance(kNormalFraction)) {
     bool any = false;
@@ -189,14 +191,14 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
 
   // --- structural findings (change the phantom the lung findings are drawn in) ---
   if (W(kCardiomegaly)) a.heart_scale = rng.uni(1.22, 1.38);
-  if (W(kPericardialEffusion)) scan.pericardial_mm = r1(rng.uni(6, 15) * s);
+  if (W(kPericardialEffusion)) scan.pericardial_mm = r1(rng.uni(6, 15) * s * g);
   if (W(kPleuralEffusion)) {
     const double u = rng.uni();
     const int sides = u < 0.35 ? 1 : (u < 0.6 ? 2 : 3);  // bit 1 right, bit 2 left
     for (int k = 0; k < 2; ++k)
       if (sides & (1 << k)) {
-        scan.effusion_depth[static_cast<std::size_t>(k)] = r1(rng.uni(12, 40) * s);
-        scan.effusion_top[static_cast<std::size_t>(k)] = (k == 0 ? a.dome_r : a.dome_l) + rng.uni(50, 110) * s;
+        scan.effusion_depth[static_cast<std::size_t>(k)] = r1(rng.uni(12, 40) * s * g);
+        scan.effusion_top[static_cast<std::size_t>(k)] = (k == 0 ? a.dome_r : a.dome_l) + rng.uni(50, 110) * s * g;
       }
   }
   if (W(kAtelectasis)) {
@@ -204,14 +206,14 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
     const int sides = u < 0.3 ? 1 : (u < 0.6 ? 2 : 3);
     for (int k = 0; k < 2; ++k)
       if (sides & (1 << k)) {
-        scan.atelectasis_thick[static_cast<std::size_t>(k)] = r1(rng.uni(5, 12) * s);
-        scan.atelectasis_top[static_cast<std::size_t>(k)] = (k == 0 ? a.dome_r : a.dome_l) + rng.uni(35, 70) * s;
+        scan.atelectasis_thick[static_cast<std::size_t>(k)] = r1(rng.uni(5, 12) * s * g);
+        scan.atelectasis_top[static_cast<std::size_t>(k)] = (k == 0 ? a.dome_r : a.dome_l) + rng.uni(35, 70) * s * g;
       }
   }
   const HeartGeo hg = heart_geo(a);
   if (W(kMedicalMaterial)) {
     Finding f = make(kMedicalMaterial, "catheter");
-    const double r = 1.5;
+    const double r = 1.5 * g;
     const double jx = rng.uni(-4, 4);
     const P3 pts[] = {{-75 * s, -60 * s, 170 * s}, {-45 * s, -40 * s, 110 * s}, {-24 * s, -20 * s, 50 * s},
                       {-22 * s + jx * 0.2, -16 * s, -25 * s - rng.uni(0, 15) * s}};
@@ -254,7 +256,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
       const double ang = rng.uni(0, 6.283185307179586);
       const double rad = A1[3] * s * 0.95;
       for (int k = 0; k < 3; ++k) c[static_cast<std::size_t>(k)] += rad * (std::cos(ang) * u1[static_cast<std::size_t>(k)] + std::sin(ang) * u2[static_cast<std::size_t>(k)]);
-      f.points.push_back({c[0], c[1], c[2], r1(rng.uni(1.6, 3.0))});
+      f.points.push_back({c[0], c[1], c[2], r1(rng.uni(1.6, 3.0) * g)});
     }
     if (!f.points.empty()) {
       f.centre = {f.points[0][0], f.points[0][1], f.points[0][2]};
@@ -290,7 +292,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
       const P3 l{d[0] / nrm, d[1] / nrm, d[2] / nrm};
       const P3 w{hg.c[0] + cs * l[0] - sn * l[1], hg.c[1] + sn * l[0] + cs * l[1], hg.c[2] + l[2]};
       if (w[2] < zlo + 4 || w[2] > zhi - 4) continue;
-      f.points.push_back({w[0], w[1], w[2], r1(rng.uni(1.5, 2.6))});
+      f.points.push_back({w[0], w[1], w[2], r1(rng.uni(1.5, 2.6) * g)});
     }
     if (!f.points.empty()) {
       f.centre = {f.points[0][0], f.points[0][1], f.points[0][2]};
@@ -302,7 +304,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
   }
   if (W(kHiatalHernia)) {
     Finding f = make(kHiatalHernia, "hiatal hernia");
-    f.size_mm = r1(rng.uni(30, 45) * s);
+    f.size_mm = r1(rng.uni(30, 45) * s * g);
     f.centre = {a.ox + 10 * s, a.oy + 20 * s, a.dome_l + 8 * s};
     f.anatomy = {"esophagus"};
     out.push_back(f);
@@ -321,7 +323,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
     const int n = rng.range(1, 3);
     double best = 0;
     for (int i = 0; i < n; ++i) {
-      const double d = r1(rng.uni(11, 22));
+      const double d = r1(rng.uni(11, 22) * g);
       f.points.push_back({a.ox + st[static_cast<std::size_t>(i)].x * s, a.oy + st[static_cast<std::size_t>(i)].y * s,
                           st[static_cast<std::size_t>(i)].z * s, d / 2});
       if (d > best) {
@@ -390,7 +392,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
     for (int i = 0; i < n; ++i) {
       P3 p;
       int lobe;
-      const double r = r1(rng.uni(6, 14) * s);
+      const double r = r1(rng.uni(6, 14) * s * g);
       if (sample_lung(rng, ph, side, 0, zlo, zhi, {kRUL, kLUL}, p, lobe)) f.points.push_back({p[0], p[1], p[2], r});
     }
     if (!f.points.empty()) {
@@ -410,7 +412,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
     const int n = u < 0.6 ? 1 : (u < 0.88 ? 2 : 3);
     std::vector<P3> placed;
     for (int i = 0; i < n; ++i) {
-      const double d = r1(4 + 20 * std::pow(rng.uni(), 1.6));
+      const double d = r1((4 + 20 * std::pow(rng.uni(), 1.6)) * g);
       P3 p;
       int lobe;
       if (!sample_lung(rng, ph, -1, d / 2 + 2, zlo, zhi, {}, p, lobe)) continue;
@@ -437,7 +439,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
       if (!sample_lung(rng, ph, -1, 3, zlo, zhi, {}, p, lobe)) continue;
       Finding f = make(kLungOpacity, "ground-glass opacity");
       f.centre = p;
-      f.size_mm = r1(rng.uni(18, 45) * s);
+      f.size_mm = r1(rng.uni(18, 45) * s * g);
       f.lobe = lobe;
       f.side = lobe <= kRLL ? "right" : "left";
       f.anatomy = {lobe_anatomy(lobe)};
@@ -457,12 +459,12 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
       for (int i = 0; i < n; ++i) {
         const double j = i == 0 ? 0 : 1;
         const P3 a0{p[0] + j * rng.uni(-8, 8), p[1] + j * rng.uni(-8, 8), p[2] + j * rng.uni(-8, 8)};
-        const double len = rng.uni(15, 35), th = rng.uni(0, 6.283185307179586), ph2 = rng.uni(-0.6, 0.6);
+        const double len = rng.uni(15, 35) * g, th = rng.uni(0, 6.283185307179586), ph2 = rng.uni(-0.6, 0.6);
         const P3 b0{a0[0] + len * std::cos(th) * std::cos(ph2), a0[1] + len * std::sin(th) * std::cos(ph2),
                     a0[2] + len * std::sin(ph2)};
         if (i == 0) f.centre = a0;
-        f.points.push_back({a0[0], a0[1], a0[2], 2.0});
-        f.points.push_back({b0[0], b0[1], b0[2], 2.0});
+        f.points.push_back({a0[0], a0[1], a0[2], 2.0 * g});
+        f.points.push_back({b0[0], b0[1], b0[2], 2.0 * g});
         extent = std::max(extent, len);
       }
       f.size_mm = r1(extent);
@@ -477,7 +479,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
       P3 p;
       int lobe;
       if (sample_lung(rng, ph, i % 2, 0, zlo, zhi, {}, p, lobe))
-        f.points.push_back({p[0], p[1], p[2], r1(rng.uni(15, 30) * s)});
+        f.points.push_back({p[0], p[1], p[2], r1(rng.uni(15, 30) * s * g)});
     }
     if (!f.points.empty()) {
       f.centre = {f.points[0][0], f.points[0][1], f.points[0][2]};
@@ -501,7 +503,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi) {
     if (sample_lung(rng, ph, -1, 8, zlo, zhi, lobes, p, lobe)) {
       Finding f = make(kConsolidation, "consolidation");
       f.centre = p;
-      f.size_mm = r1(rng.uni(30, 60) * s);
+      f.size_mm = r1(rng.uni(30, 60) * s * g);
       f.lobe = lobe;
       f.side = lobe <= kRLL ? "right" : "left";
       f.anatomy = {lobe_anatomy(lobe)};
@@ -545,7 +547,7 @@ SizeRange size_range(Size s) {
 
 }  // namespace
 
-Patient plan_patient(std::uint64_t seed, const std::string& split, int number, Size size) {
+Patient plan_patient(std::uint64_t seed, const std::string& split, int number, Size size, double lesion_scale) {
   const std::uint64_t salt = split == "train" ? 0x747261696E000000ull : 0x76616C6964000000ull;
   Rng rng(mix64(mix64(seed) ^ salt ^ mix64(static_cast<std::uint64_t>(number) * 0x100000001B3ull)));
   Patient p;
@@ -597,7 +599,7 @@ Patient plan_patient(std::uint64_t seed, const std::string& split, int number, S
     const double fov = 2 * std::max(anat.A + std::fabs(anat.ox), anat.B + std::fabs(anat.oy)) + rng.uni(20, 60);
     const int n = rng.range(sr.n_lo, sr.n_hi);
     const double sxy = std::round(fov / n * 1000) / 1000;
-    draw_findings(rng, scan, z_bot, z_top);
+    draw_findings(rng, scan, z_bot, z_top, lesion_scale);
     const int nrecon = rng.chance(0.3) ? 2 : 1;
     const std::string date = fmt::format("20{:02d}{:02d}{:02d}", 18 + sc * 1 + rng.range(0, 2), rng.range(1, 12),
                                          rng.range(1, 28));

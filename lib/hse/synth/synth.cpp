@@ -26,6 +26,10 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--size", o.size, "volume sizes: tiny (tests), small, realistic (512x512x300)")
       ->default_val("small")
       ->type_name("tiny|small|realistic");
+  app.add_option("--lesion-scale", o.lesion_scale,
+                 "multiply every lesion dimension by this factor (1: realistic sizes; the demo uses larger "
+                 "findings so they survive downsampling to 16x64x64)")
+      ->default_val(1.0);
   app.add_option("--gzip-level", o.gzip_level, "gzip level of the .nii.gz files (1-12)")->default_val(1);
 }
 
@@ -163,6 +167,8 @@ int run(const Options& o, cli::Io& io) {
   if (o.n_train + o.n_valid < 1) cli::fail_usage("--n-train/--n-valid: nothing to generate (both are 0)");
   if (o.n_train > 1000000 || o.n_valid > 1000000) cli::fail_usage("--n-train/--n-valid: at most 1000000 patients");
   if (o.gzip_level < 1 || o.gzip_level > 12) cli::fail_usage("--gzip-level: must be in 1..12");
+  if (!(o.lesion_scale >= 0.25 && o.lesion_scale <= 4))
+    cli::fail_usage("--lesion-scale: must be in 0.25..4");
   const auto t0 = std::chrono::steady_clock::now();
   const std::string root = o.common.output + "/dataset";
   make_dirs(root);
@@ -172,8 +178,8 @@ int run(const Options& o, cli::Io& io) {
 
   // Plan every patient (cheap; independent per patient).
   std::vector<Patient> patients;
-  for (int i = 1; i <= o.n_train; ++i) patients.push_back(plan_patient(o.common.seed, "train", i, size));
-  for (int i = 1; i <= o.n_valid; ++i) patients.push_back(plan_patient(o.common.seed, "valid", i, size));
+  for (int i = 1; i <= o.n_train; ++i) patients.push_back(plan_patient(o.common.seed, "train", i, size, o.lesion_scale));
+  for (int i = 1; i <= o.n_valid; ++i) patients.push_back(plan_patient(o.common.seed, "valid", i, size, o.lesion_scale));
   struct Job {
     const Patient* p;
     const VolumeSpec* v;

@@ -170,7 +170,12 @@ struct Patient {
 
 // Draws patient `number` (1-based) of `split` ("train" or "valid"): anatomy,
 // scans, findings, reports and volume geometries. Depends only on the arguments.
-Patient plan_patient(std::uint64_t seed, const std::string& split, int number, Size size);
+// `lesion_scale` multiplies every lesion dimension (nodule and node diameters,
+// opacity, consolidation and hernia extents, effusion depth and height,
+// atelectasis, emphysema and mosaic patches, calcified spots, fibrotic bands,
+// the catheter); 1 gives realistic sizes, larger values keep findings visible
+// in heavily downsampled volumes (the demo's 16x64x64).
+Patient plan_patient(std::uint64_t seed, const std::string& split, int number, Size size, double lesion_scale = 1.0);
 
 struct Prim;
 struct SideGeo;
@@ -222,6 +227,7 @@ struct Options {
   int n_train = 24;
   int n_valid = 8;
   std::string size = "small";
+  double lesion_scale = 1.0;
   int gzip_level = 1;
 };
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <regex>
@@ -88,6 +89,36 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epo
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch) + 1);
   for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[static_cast<std::size_t>(rng() % i)]);
   return v;
+}
+
+struct MetricsTsv::File {
+  std::ofstream out;
+  std::string path;
+};
+
+MetricsTsv::MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append) {
+  if (path.empty()) return;
+  std::error_code ec;
+  const bool fresh = !append || !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
+  f_ = std::make_unique<File>();
+  f_->path = path;
+  f_->out.open(path, append ? std::ios::app : std::ios::trunc);
+  if (!f_->out) cli::fail(cli::Exit::runtime, path, "cannot write the metrics file");
+  if (fresh) {
+    std::string h;
+    for (const auto& c : columns) h += (h.empty() ? "" : "\t") + c;
+    line(h);
+  }
+}
+MetricsTsv::~MetricsTsv() = default;
+MetricsTsv::MetricsTsv(MetricsTsv&&) noexcept = default;
+MetricsTsv& MetricsTsv::operator=(MetricsTsv&&) noexcept = default;
+
+void MetricsTsv::line(const std::string& s) {
+  if (!f_) return;
+  f_->out << s << '\n';
+  f_->out.flush();
+  if (!f_->out) cli::fail(cli::Exit::runtime, f_->path, "cannot write the metrics file (disk full?)");
 }
 
 }  // namespace hse::train

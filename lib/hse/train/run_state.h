@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,24 @@ void request_stop();  // for tests
 
 // The order of n items in `epoch` (a deterministic shuffle from seed and epoch).
 std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epoch, bool shuffle = true);
+
+// The --metrics TSV of the trainers: a header line, then one flushed line per optimiser
+// step. With `append` (a resumed run) the lines go on after the existing ones and the
+// header is written only when the file is new or empty. An empty path writes nothing.
+// Throws cli::Error (exit 1, naming the file) when the file cannot be written.
+class MetricsTsv {
+ public:
+  MetricsTsv() = default;
+  MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append);
+  ~MetricsTsv();
+  MetricsTsv(MetricsTsv&&) noexcept;
+  MetricsTsv& operator=(MetricsTsv&&) noexcept;
+  void line(const std::string& tab_separated);
+  bool enabled() const { return f_ != nullptr; }
+
+ private:
+  struct File;
+  std::unique_ptr<File> f_;
+};
 
 }  // namespace hse::train
