@@ -17,7 +17,10 @@ Checks (C++ side: $HSE_BIN_DIR/torch_test_packer -tc="driver: packer" and torch_
   packer outputs, max|diff| / max|ref| <= 1e-5, for: HSENet's full size (768 -> 3072, grid
       8x16x16, window 1x4x4, 128 tokens); a narrow width at grid 8x16x16 (B=2); windows 2x4x4 (64
       tokens) and 1x2x2 (512); overlapping windows 1x4x4 stride 1x2x2 (392) with mlp_hidden != out;
-      the spatial_pool and sequence_pool baselines;
+      the spatial_pool and sequence_pool baselines; the qformer baseline against transformers'
+      Blip2QFormerModel (2 layers cross-attending every layer, and 3 layers / 4 heads / 32 queries
+      cross-attending every 2nd layer); the anatomy packer against a token-by-token re-implementation
+      (halo 0,1,1 and 1,2,2);
   VLM (tiny transformers Phi3ForCausalLM + peft LoRA r=4 + two reference packers at grid 8x16x16, so
       256 image tokens): the published checkpoint is made as HSENet makes it (torch.save of the
       named_parameters containing "mm_projector" or "lora" of the PeftModel), converted with
@@ -119,14 +122,74 @@ class PackerRef(nn.Module):
         return self.proj_mpls(y)
 
 
+class QFormerPackerRef(nn.Module):
+    """The qformer baseline from transformers' own Blip2QFormerModel (the independent reference)."""
+
+    def __init__(self, in_dim, out_dim, queries=128, layers=2, heads=1, cross_every=1, eps=1e-5):
+        super().__init__()
+        from transformers import Blip2QFormerConfig, Blip2QFormerModel
+        cfg = Blip2QFormerConfig(hidden_size=in_dim, num_hidden_layers=layers, num_attention_heads=heads,
+                                 intermediate_size=4 * in_dim, encoder_hidden_size=in_dim,
+                                 cross_attention_frequency=cross_every, layer_norm_eps=eps, hidden_act="gelu")
+        cfg._attn_implementation = "eager"
+        self.query_tokens = nn.Parameter(torch.randn(1, queries, in_dim) * 0.02)
+        self.qformer = Blip2QFormerModel(cfg)
+        self.proj_mpls = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, x):
+        q = self.query_tokens.expand(x.shape[0], -1, -1)
+        return self.proj_mpls(self.qformer(query_embeds=q, encoder_hidden_states=x).last_hidden_state)
+
+
+class AnatomyPackerRef(PackerRef):
+    """hse's anatomy packer written token by token: grown windows, softmax over competing queries."""
+
+    def __init__(self, in_dim, out_dim, halo=(0, 1, 1), **kw):
+        super().__init__(in_dim, out_dim, **kw)
+        self.halo = halo
+
+    def forward(self, x):
+        B, N, C = x.shape
+        (D, H, W), (wd, wh, ww), (hd, hh, hw) = self.grid, self.window, self.halo
+        hr = x.view(B, D, H, W, C)
+        lr = F.avg_pool3d(hr.permute(0, 4, 1, 2, 3), kernel_size=self.window, stride=self.window)
+        lr = lr.flatten(2).transpose(1, 2)
+        ra = self.resolution_attention
+        q, k, v = ra.Wq(lr), ra.Wk(x), ra.Wv(x)
+        cands = []  # per query: token indices of its grown window inside the grid
+        for d in range(D // wd):
+            for h in range(H // wh):
+                for w in range(W // ww):
+                    cands.append([(a * H + b) * W + c
+                                  for a in range(d * wd - hd, (d + 1) * wd + hd)
+                                  for b in range(h * wh - hh, (h + 1) * wh + hh)
+                                  for c in range(w * ww - hw, (w + 1) * ww + hw)
+                                  if 0 <= a < D and 0 <= b < H and 0 <= c < W])
+        logits = [torch.einsum("bc,bkc->bk", q[:, i], k[:, idx]) / math.sqrt(C) for i, idx in enumerate(cands)]
+        owners = {}
+        for i, idx in enumerate(cands):
+            for j, n in enumerate(idx):
+                owners.setdefault(n, []).append((i, j))
+        weights = [torch.zeros_like(l) for l in logits]
+        for n, lst in owners.items():
+            z = torch.softmax(torch.stack([logits[i][:, j] for i, j in lst], 1), 1)
+            for m, (i, j) in enumerate(lst):
+                weights[i][:, j] = z[:, m]
+        o = torch.stack([(wt.unsqueeze(-1) * v[:, idx]).sum(1) / (wt.sum(1, keepdim=True) + 1e-8)
+                         for wt, idx in zip(weights, cands)], 1)
+        return self.proj_mpls(ra.norm(q + ra.output_linear(o)))
+
+
 def randomize(m, seed):
     torch.manual_seed(seed)
     with torch.no_grad():
         for n, p in m.named_parameters():
-            if "norm.weight" in n:
+            if "norm.weight" in n or "LayerNorm.weight" in n:
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            elif "norm.bias" in n:
+            elif "norm.bias" in n or "LayerNorm.bias" in n:
                 p.copy_(0.1 * torch.randn_like(p))
+            elif n == "query_tokens":
+                p.copy_(torch.randn_like(p))
     return m.eval()
 
 
@@ -164,11 +227,23 @@ def packers(tmp):
         ("overlap", dict(in_dim=64, out_dim=96, window=(1, 4, 4), stride=(1, 2, 2), mlp_hidden=80), 1),
         ("spatial_pool", dict(in_dim=64, out_dim=96, kind="spatial_pool"), 2),
         ("sequence_pool", dict(in_dim=64, out_dim=96, kind="sequence_pool"), 2),
+        ("qformer", dict(in_dim=64, out_dim=96, kind="qformer"), 2),
+        ("qformer3", dict(in_dim=64, out_dim=96, kind="qformer", layers=3, heads=4, cross_every=2,
+                          queries=32), 1),
+        ("anatomy", dict(in_dim=32, out_dim=48, kind="anatomy"), 2),
+        ("anatomy_h122", dict(in_dim=32, out_dim=48, kind="anatomy", halo=(1, 2, 2)), 1),
     ]
     jobs, inputs, refs = [], {}, {}
     for i, (name, kw, B) in enumerate(cases):
         torch.manual_seed(100 + i)
-        ref = randomize(PackerRef(**kw), 200 + i)
+        kind = kw.get("kind", "v2p")
+        if kind == "qformer":
+            ref = randomize(QFormerPackerRef(kw["in_dim"], kw["out_dim"], **{k: kw[k] for k in kw if k in (
+                "queries", "layers", "heads", "cross_every")}), 200 + i)
+        elif kind == "anatomy":
+            ref = randomize(AnatomyPackerRef(kw["in_dim"], kw["out_dim"], halo=kw.get("halo", (0, 1, 1))), 200 + i)
+        else:
+            ref = randomize(PackerRef(**kw), 200 + i)
         x = torch.randn(B, 2048, kw["in_dim"])
         with torch.no_grad():
             refs[name] = ref(x).numpy()
@@ -188,6 +263,14 @@ def packers(tmp):
             cfg["stride"] = list(kw["stride"])
         if "mlp_hidden" in kw:
             cfg["mlp_hidden"] = kw["mlp_hidden"]
+        if "halo" in kw:
+            cfg["halo"] = list(kw["halo"])
+        for k, hk in (("queries", "num_queries"), ("layers", "qformer_layers"), ("heads", "qformer_heads"),
+                      ("cross_every", "qformer_cross_every")):
+            if k in kw:
+                cfg[hk] = kw[k]
+        if kind == "qformer" and "heads" not in kw:
+            cfg["qformer_heads"] = 1
         jobs.append({"name": name, "config": cfg, "weights": path, "prefix": PREFIX, "input": f"{name}.x"})
     tin = os.path.join(tmp, "packer_in.safetensors")
     save_file(inputs, tin)

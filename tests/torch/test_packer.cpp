@@ -83,11 +83,77 @@ TEST_CASE("packer: config, token counts, JSON and refusals") {
   DOCTEST_CHECK_MESSAGE(std::string(e.what()).find("do not tile") != std::string::npos, e.what());
   e = expect_error([] { (void)model::PackerConfig::from_json(json::parse(R"({"window": [1, 32, 4]})"), "p.json"); });
   DOCTEST_CHECK_MESSAGE(std::string(e.what()).find("larger than the grid") != std::string::npos, e.what());
-  // Reserved kinds parse but cannot be built yet.
-  auto q = model::PackerConfig::from_json(json::parse(R"({"kind": "qformer"})"), "q");
-  e = expect_error([&] { model::SpatialPacker p(q); });
+  // qformer and anatomy: their own fields, JSON round trip, refusals.
+  auto q = model::PackerConfig::from_json(json::parse(R"({"kind": "qformer", "in_dim": 96, "num_queries": 32,
+                                                          "qformer_layers": 3, "qformer_cross_every": 2})"), "q");
+  DOCTEST_CHECK(q.num_tokens() == 32);
+  DOCTEST_CHECK(q.heads() == 1);  // 96 / 64
+  DOCTEST_CHECK(q.intermediate() == 384);
+  auto q2 = model::PackerConfig::from_json(q.to_json(), "q2");
+  DOCTEST_CHECK(q2.to_json() == q.to_json());
+  DOCTEST_CHECK(model::PackerConfig::from_json(json::parse(R"({"kind": "qformer"})"), "q").num_tokens() == 128);
+  e = expect_error([] {
+    (void)model::PackerConfig::from_json(json::parse(R"({"kind": "qformer", "in_dim": 96, "qformer_heads": 5})"), "q");
+  });
+  DOCTEST_CHECK_MESSAGE(std::string(e.what()).find("heads") != std::string::npos, e.what());
+  auto an = model::PackerConfig::from_json(json::parse(R"({"kind": "anatomy", "halo": [1, 2, 2]})"), "a");
+  DOCTEST_CHECK(an.num_tokens() == 128);
+  DOCTEST_CHECK(model::PackerConfig::from_json(an.to_json(), "a").halo == an.halo);
+  e = expect_error([] { (void)model::PackerConfig::from_json(json::parse(R"({"kind": "anatomy", "halo": [0, -1, 1]})"), "a"); });
   DOCTEST_CHECK((e.code() == cli::Exit::incompatible));
-  DOCTEST_CHECK_MESSAGE(std::string(e.what()).find("not implemented") != std::string::npos, e.what());
+}
+
+TEST_CASE("packer: qformer keys and shapes; anatomy candidates, competition and halo 0") {
+  auto c = small(model::PackerKind::qformer);
+  c.qformer_layers = 2;
+  c.qformer_cross_every = 2;
+  model::SpatialPacker qf(c);
+  std::set<std::string> keys;
+  for (const auto& kv : qf->named_parameters(true)) keys.insert(kv.key());
+  DOCTEST_CHECK(keys.count("query_tokens"));
+  DOCTEST_CHECK(keys.count("qformer.layernorm.weight"));
+  DOCTEST_CHECK(keys.count("qformer.encoder.layer.0.attention.attention.query.weight"));
+  DOCTEST_CHECK(keys.count("qformer.encoder.layer.0.crossattention.output.LayerNorm.bias"));
+  DOCTEST_CHECK(!keys.count("qformer.encoder.layer.1.crossattention.attention.key.weight"));  // every 2nd layer
+  DOCTEST_CHECK(keys.count("qformer.encoder.layer.1.intermediate_query.dense.weight"));
+  DOCTEST_CHECK(keys.count("qformer.encoder.layer.1.output_query.dense.weight"));
+  qf->eval();
+  torch::NoGradGuard ng;
+  const auto x = torch::randn({2, 2048, 32});
+  DOCTEST_CHECK(qf->forward(x).sizes() == torch::IntArrayRef({2, 128, 48}));
+
+  auto a = small(model::PackerKind::anatomy);
+  model::SpatialPacker ap(a);
+  const auto cand = ap->candidates();
+  DOCTEST_CHECK(cand.sizes() == torch::IntArrayRef({128, 36}));
+  // query 0 (corner): its own 4x4 window plus halo; out-of-grid positions are padding (N)
+  auto c0 = cand[0];
+  DOCTEST_CHECK((c0 == 2048).sum().item<std::int64_t>() == 36 - 25);
+  DOCTEST_CHECK((c0 == 0).sum().item<std::int64_t>() == 1);
+  // every token is a candidate of 1 (interior), 2 (edge band) or 4 (corner band) queries
+  auto counts = torch::bincount(cand.reshape({-1}), {}, 2049).slice(0, 0, 2048);
+  DOCTEST_CHECK(counts.min().item<std::int64_t>() >= 1);
+  DOCTEST_CHECK(counts.max().item<std::int64_t>() <= 4);
+  // the competition weights of one token sum to 1 over its queries (checked through v = one-hot)
+  auto q = torch::randn({1, 128, 32}), k = torch::randn({1, 2048, 32});
+  // with identical values the weighted mean returns that value exactly
+  auto o = model::competitive_window_attention(q, k, torch::ones({1, 2048, 32}) * 2.5, cand);
+  DOCTEST_CHECK(rel(o, torch::full({1, 128, 32}, 2.5)) < 1e-6);
+  // halo 0: every token has exactly one query; o is the mean of the window's values
+  a.halo = {0, 0, 0};
+  model::SpatialPacker a0(a);
+  const auto v = torch::randn({1, 2048, 32});
+  auto o0 = model::competitive_window_attention(q, k, v, a0->candidates());
+  auto mean = a0->windows(v).mean(2);
+  DOCTEST_CHECK(rel(o0, mean) < 1e-5);
+  // a v2p checkpoint's keys load into the anatomy packer
+  std::set<std::string> ak;
+  for (const auto& kv : ap->named_parameters(true)) ak.insert(kv.key());
+  std::set<std::string> vk;
+  model::SpatialPacker vp(small());
+  for (const auto& kv : vp->named_parameters(true)) vk.insert(kv.key());
+  DOCTEST_CHECK(ak == vk);
+  DOCTEST_CHECK(ap->forward(x).sizes() == torch::IntArrayRef({2, 128, 48}));
 }
 
 TEST_CASE("packer: published key names, shapes and the 14.17 M parameters") {

@@ -20,7 +20,13 @@ struct Options {
   std::string clip, llm, init_llm, tokenizer;
   int train_tokenizer = 0;
   std::string reports, questions, prompts;
+  std::string report_column = "Findings_EN";
   std::string train_llm = "lora";  // lora | full
+  std::string packer = "v2p";                  // v2p | spatial_pool | sequence_pool | qformer | anatomy
+  std::vector<int> packer_window, packer_stride, packer_halo;  // D,H,W (empty: defaults)
+  int packer_queries = 0;                      // qformer: learned queries (0: the window count)
+  int qformer_layers = 2;
+  std::string encoders = "both";               // both | 3d | 2e3 (Table 3)
   int lora_r = 16;
   double lora_alpha = 32.0, lora_dropout = 0.05;
   int epochs = -1;          // -1: 6 (mrg) / 4 (vqa)

@@ -35,7 +35,8 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes)")->required();
   app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)")->required();
   app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs, frozen)")->required();
-  app.add_option("--reports", o.reports, "mrg: reports CSV (VolumeName, Findings_EN)");
+  app.add_option("--reports", o.reports, "mrg: reports CSV (VolumeName and --report-column)");
+  vlmio::add_report_column_option(app, o.report_column);
   app.add_option("--questions", o.questions, "vqa: RadGenome location CSV (VolumeName, Abnormality, Anatomy)");
   app.add_option("--prompts", o.prompts,
                  "prompt templates (default share/hse/prompts/caption.txt for mrg, location.txt for vqa)");
@@ -47,6 +48,26 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--train-llm", o.train_llm, "lora (packers + LoRA, HSENet) or full (packers + the whole LLM, no LoRA)")
       ->default_val("lora")
       ->check(CLI::IsMember({"lora", "full"}));
+  app.add_option("--packer", o.packer,
+                 "packer kind: v2p (HSENet's V2P-CA), spatial_pool, sequence_pool, qformer (Table 2b) or anatomy "
+                 "(hse's content-adaptive partition)")
+      ->default_val("v2p")
+      ->check(CLI::IsMember({"v2p", "spatial_pool", "sequence_pool", "qformer", "anatomy"}));
+  app.add_option("--packer-window", o.packer_window, "packer window D,H,W in patch tokens (default 1,4,4: 128 tokens)")
+      ->delimiter(',')
+      ->expected(3);
+  app.add_option("--packer-stride", o.packer_stride, "packer stride D,H,W (default: the window; smaller overlaps)")
+      ->delimiter(',')
+      ->expected(3);
+  app.add_option("--packer-halo", o.packer_halo, "anatomy packer: tokens added to each window side (default 0,1,1)")
+      ->delimiter(',')
+      ->expected(3);
+  app.add_option("--packer-queries", o.packer_queries, "qformer: number of learned queries (default: the window count)");
+  app.add_option("--qformer-layers", o.qformer_layers, "qformer: layers")->default_val(2);
+  app.add_option("--encoders", o.encoders,
+                 "vision towers feeding the LLM: both (HSENet), 3d (stage-1 ViT only) or 2e3 (2E3 only), Table 3")
+      ->default_val("both")
+      ->check(CLI::IsMember({"both", "3d", "2e3"}));
   app.add_option("--lora-r", o.lora_r, "LoRA rank")->default_val(16);
   app.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->default_val(32.0);
   app.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->default_val(0.05);
@@ -125,7 +146,7 @@ int run(const Options& oin, cli::Io&) {
       data.push_back({*v, r.abnormality.empty() ? r.question : r.abnormality, r.answer});
     }
   } else {
-    const auto reps = vlmio::read_reports(o.reports);
+    const auto reps = vlmio::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       auto it = reps.find(vision.ids()[i]);
       if (it == reps.end()) cli::fail_input(o.volumes.front(), "volume '{}' has no report in {}", vision.ids()[i], o.reports);
@@ -185,15 +206,31 @@ int run(const Options& oin, cli::Io&) {
   model::VlmConfig cfg;
   const auto* cc = vision.clip_config();
   const auto grid = cc->vision.grid();
-  model::PackerConfig pk;
+  model::PackerConfig pk = model::PackerConfig::from_json({{"kind", o.packer}}, "--packer");
   pk.in_dim = cc->vision.hidden;
   pk.out_dim = llm->config.hidden_size;
-  for (int a = 0; a < 3; ++a)
-    if (grid[a] % pk.window[a] != 0) pk.window[a] = 1;
+  if (!o.packer_window.empty()) {
+    for (int a = 0; a < 3; ++a) pk.window[a] = o.packer_window[a];
+  } else {
+    for (int a = 0; a < 3; ++a)
+      if (grid[a] % pk.window[a] != 0) pk.window[a] = 1;  // small demo grids
+  }
+  for (int a = 0; a < 3 && !o.packer_stride.empty(); ++a) pk.stride[a] = o.packer_stride[a];
+  for (int a = 0; a < 3 && !o.packer_halo.empty(); ++a) pk.halo[a] = o.packer_halo[a];
+  pk.num_queries = o.packer_queries;
+  pk.qformer_layers = o.qformer_layers;
   pk.grid = grid;
+  try {
+    pk.validate("--packer-window/--packer-stride/--packer-halo");
+  } catch (const cli::Error& e) {
+    cli::fail_usage("{}", e.what());
+  }
   cfg.packer = pk;
   cfg.packer2 = pk;
-  cfg.packer.in_dim = vision.features({0}).first.size(2);
+  cfg.dual_encoder = o.encoders == "both";
+  if (!cfg.dual_encoder) cfg.tower = o.encoders;
+  cfg.packer.in_dim = (cfg.dual_encoder || cfg.tower == "3d" ? vision.features({0}).first
+                                                              : vision.features({0}).second).size(2);
   cfg.use_lora = o.train_llm == "lora";
   cfg.lora.r = o.lora_r;
   cfg.lora.lora_alpha = o.lora_alpha;

@@ -20,6 +20,7 @@ struct Options {
   std::string tokens1, tokens2;
   std::string task = "mrg";
   std::string questions, reports, prompts, template_text;
+  std::string report_column = "Findings_EN";
   long max_new_tokens = -1;  // -1: 512 (mrg) / 74 (vqa)
   int num_beams = 1;
   bool do_sample = false;

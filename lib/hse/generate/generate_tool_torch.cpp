@@ -30,7 +30,8 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"mrg", "vqa"}));
   app.add_option("--questions", o.questions,
                  "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference); - or absent: stdin");
-  app.add_option("--reports", o.reports, "mrg: reports CSV whose Findings_EN becomes the reference");
+  app.add_option("--reports", o.reports, "mrg: reports CSV whose --report-column becomes the reference");
+  vlmio::add_report_column_option(app, o.report_column);
   app.add_option("--prompts", o.prompts, "vqa: location templates (default share/hse/prompts/location.txt; the first is used)");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
   app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
@@ -107,7 +108,7 @@ int run(const Options& o, cli::Io& io) {
   std::vector<Item> items;
   if (!vqa) {
     std::map<std::string, std::string> refs;
-    if (!o.reports.empty()) refs = vlmio::read_reports(o.reports);
+    if (!o.reports.empty()) refs = vlmio::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       Item it{vision.ids()[i], vlmio::kMrgEvalPrompt, {}, false, i};
       if (auto r = refs.find(it.id); r != refs.end()) {

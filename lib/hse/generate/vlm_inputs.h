@@ -16,6 +16,10 @@
 #include "hse/io/h5.h"
 #include "hse/model/clip.h"
 
+namespace CLI {
+class App;
+}
+
 namespace hse::vlmio {
 
 // The MRG evaluation prompt (hsenet-spec §4).
@@ -32,6 +36,9 @@ std::string fill(const std::string& tmpl, const std::string& abnormality);
 
 // VolumeName -> text of `column` (default Findings_EN; "Not given." and empty rows are kept as "").
 std::map<std::string, std::string> read_reports(const std::string& path, const std::string& column = "Findings_EN");
+// --report-column (hse-finetune and hse-generate): the reports CSV column trained on / used as the
+// reference, default Findings_EN (HSENet); the demo uses Impressions_EN.
+void add_report_column_option(CLI::App& app, std::string& column);
 
 // RadGenome-style rows: VolumeName (any case), then "question" or "abnormality", and "answer" or
 // "anatomy" (optional in generation: the reference). Column names are matched case-insensitively.

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <CLI/CLI.hpp>
+
 #include "hse/cli/cli.h"
 #include "hse/io/csv.h"
 #include "hse/train/clip_data.h"
@@ -84,6 +86,11 @@ std::map<std::string, std::string> read_reports(const std::string& path, const s
     out[r[*idc]] = s;
   }
   return out;
+}
+
+void add_report_column_option(CLI::App& app, std::string& column) {
+  app.add_option("--report-column", column, "mrg: the reports CSV column trained on and used as the reference (Findings_EN as HSENet; the demo uses Impressions_EN)")
+      ->default_val("Findings_EN");
 }
 
 std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer) {

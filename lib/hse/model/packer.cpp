@@ -1,6 +1,7 @@
 #include "hse/model/packer.h"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -53,6 +54,7 @@ std::array<std::int64_t, 3> PackerConfig::query_grid() const {
 }
 
 std::int64_t PackerConfig::num_tokens() const {
+  if (kind == PackerKind::qformer && num_queries > 0) return num_queries;
   if (kind == PackerKind::sequence_pool) {
     const auto s = strides();
     const std::int64_t k = window_size(), st = s[0] * s[1] * s[2];
@@ -78,6 +80,17 @@ void PackerConfig::validate(const std::string& src) const {
       bad(src, fmt::format("windows [{}] with stride [{}] do not tile the grid [{}] (axis {} would drop tokens)",
                            fmt::join(window, ","), fmt::join(s, ","), fmt::join(grid, ","), i));
   }
+  if (kind == PackerKind::anatomy)
+    for (int i = 0; i < 3; ++i)
+      if (halo[i] < 0 || halo[i] > grid[i])
+        bad(src, fmt::format("halo [{}] must be in 0..grid per axis", fmt::join(halo, ",")));
+  if (kind == PackerKind::qformer) {
+    if (num_queries < 0 || qformer_layers < 1 || qformer_heads < 0 || qformer_intermediate < 0 ||
+        qformer_cross_every < 1)
+      bad(src, "num_queries >= 0, qformer_layers >= 1, qformer_heads >= 0, qformer_intermediate >= 0 and "
+               "qformer_cross_every >= 1 are required");
+    if (in_dim % heads() != 0) bad(src, fmt::format("in_dim {} is not a multiple of {} heads", in_dim, heads()));
+  }
   if (kind == PackerKind::sequence_pool) {
     const std::int64_t k = window_size(), st = s[0] * s[1] * s[2];
     if ((num_patches() - k) % st != 0)
@@ -99,8 +112,7 @@ PackerConfig PackerConfig::from_json(const json& j, const std::string& src) {
         c.kind = kind;
         found = true;
       }
-    if (!found)
-      bad(src, fmt::format("unknown kind '{}' (v2p, spatial_pool, sequence_pool; reserved: qformer, anatomy)", s));
+    if (!found) bad(src, fmt::format("unknown kind '{}' (v2p, spatial_pool, sequence_pool, qformer, anatomy)", s));
   }
   cfg::get_int(kWhat, j, {"in_dim"}, c.in_dim, src);
   cfg::get_int(kWhat, j, {"out_dim"}, c.out_dim, src);
@@ -110,14 +122,29 @@ PackerConfig PackerConfig::from_json(const json& j, const std::string& src) {
   cfg::get_tuple<3>(kWhat, j, {"stride"}, c.stride, src);
   cfg::get_num(kWhat, j, {"dropout"}, c.dropout, src);
   cfg::get_num(kWhat, j, {"layer_norm_eps"}, c.layer_norm_eps, src);
+  cfg::get_tuple<3>(kWhat, j, {"halo"}, c.halo, src);
+  cfg::get_int(kWhat, j, {"num_queries"}, c.num_queries, src);
+  cfg::get_int(kWhat, j, {"qformer_layers"}, c.qformer_layers, src);
+  cfg::get_int(kWhat, j, {"qformer_heads"}, c.qformer_heads, src);
+  cfg::get_int(kWhat, j, {"qformer_intermediate"}, c.qformer_intermediate, src);
+  cfg::get_int(kWhat, j, {"qformer_cross_every"}, c.qformer_cross_every, src);
   c.validate(src);
   return c;
 }
 
 json PackerConfig::to_json() const {
-  return json{{"kind", packer_kind_name(kind)}, {"in_dim", in_dim},       {"out_dim", out_dim},
-              {"mlp_hidden", hidden()},         {"grid", grid},           {"window", window},
-              {"stride", strides()},            {"dropout", dropout},     {"layer_norm_eps", layer_norm_eps}};
+  json j{{"kind", packer_kind_name(kind)}, {"in_dim", in_dim},       {"out_dim", out_dim},
+         {"mlp_hidden", hidden()},         {"grid", grid},           {"window", window},
+         {"stride", strides()},            {"dropout", dropout},     {"layer_norm_eps", layer_norm_eps}};
+  if (kind == PackerKind::anatomy) j["halo"] = halo;
+  if (kind == PackerKind::qformer) {
+    j["num_queries"] = num_tokens();
+    j["qformer_layers"] = qformer_layers;
+    j["qformer_heads"] = heads();
+    j["qformer_intermediate"] = intermediate();
+    j["qformer_cross_every"] = qformer_cross_every;
+  }
+  return j;
 }
 
 // ------------------------------------------------------------------ attention core
@@ -184,15 +211,132 @@ torch::Tensor ResolutionAttentionImpl::forward(const torch::Tensor& queries, con
   return norm(q + x);
 }
 
+// ------------------------------------------------------------------ Q-Former (kind qformer)
+QfMultiHeadImpl::QfMultiHeadImpl(std::int64_t dim, std::int64_t h, double p) : heads(h), dropout_p(p) {
+  query = register_module("query", torch::nn::Linear(dim, dim));
+  key = register_module("key", torch::nn::Linear(dim, dim));
+  value = register_module("value", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor QfMultiHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& ctx_in) {
+  const auto& ctx = ctx_in.defined() ? ctx_in : x;
+  const std::int64_t B = x.size(0), C = x.size(2), d = C / heads;
+  auto split = [&](const torch::Tensor& t) { return t.view({B, t.size(1), heads, d}).transpose(1, 2); };
+  auto o = at::scaled_dot_product_attention(split(query(x)), split(key(ctx)), split(value(ctx)), std::nullopt,
+                                            is_training() ? dropout_p : 0.0);
+  return o.transpose(1, 2).reshape({B, x.size(1), C});
+}
+
+QfOutputImpl::QfOutputImpl(std::int64_t in, std::int64_t out, double eps, double p) : dropout_p(p) {
+  dense = register_module("dense", torch::nn::Linear(in, out));
+  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
+}
+
+torch::Tensor QfOutputImpl::forward(const torch::Tensor& h, const torch::Tensor& residual) {
+  return LayerNorm(torch::dropout(dense(h), dropout_p, is_training()) + residual);
+}
+
+QfAttentionImpl::QfAttentionImpl(std::int64_t dim, std::int64_t heads, double eps, double p) {
+  attention = register_module("attention", QfMultiHead(dim, heads, p));
+  output = register_module("output", QfOutput(dim, dim, eps, p));
+}
+
+torch::Tensor QfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& ctx) {
+  return output(attention(x, ctx), x);
+}
+
+QfLayerImpl::QfLayerImpl(const PackerConfig& c, bool cross) {
+  attention = register_module("attention", QfAttention(c.in_dim, c.heads(), c.layer_norm_eps, c.dropout));
+  if (cross)
+    crossattention = register_module("crossattention", QfAttention(c.in_dim, c.heads(), c.layer_norm_eps, c.dropout));
+  intermediate_query = register_module("intermediate_query", torch::nn::Sequential());
+  intermediate_query->push_back("dense", torch::nn::Linear(c.in_dim, c.intermediate()));
+  intermediate_query->push_back(torch::nn::GELU(torch::nn::GELUOptions().approximate("none")));
+  output_query = register_module("output_query", QfOutput(c.intermediate(), c.in_dim, c.layer_norm_eps, c.dropout));
+}
+
+torch::Tensor QfLayerImpl::forward(const torch::Tensor& q, const torch::Tensor& ctx) {
+  auto h = attention(q);
+  if (crossattention) h = crossattention(h, ctx);
+  return output_query(intermediate_query->forward(h), h);
+}
+
+QfEncoderImpl::QfEncoderImpl(const PackerConfig& c) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < c.qformer_layers; ++i) layer->push_back(QfLayer(c, i % c.qformer_cross_every == 0));
+}
+
+QFormerImpl::QFormerImpl(const PackerConfig& c) : dropout_p(c.dropout) {
+  layernorm =
+      register_module("layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.in_dim}).eps(c.layer_norm_eps)));
+  encoder = register_module("encoder", QfEncoder(c));
+}
+
+torch::Tensor QFormerImpl::forward(const torch::Tensor& queries, const torch::Tensor& ctx) {
+  auto h = torch::dropout(layernorm(queries), dropout_p, is_training());
+  for (auto& m : *encoder->layer) h = m->as<QfLayerImpl>()->forward(h, ctx);
+  return h;
+}
+
+// ------------------------------------------------------------------ anatomy (competitive windows)
+torch::Tensor competitive_window_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& cand) {
+  const std::int64_t B = q.size(0), Q = q.size(1), C = q.size(2), N = k.size(1), K = cand.size(1);
+  const auto idx = cand.to(q.device()).reshape({-1});  // [Q*K'], N = padding
+  const auto valid = (idx < N).to(q.scalar_type());     // [Q*K']
+  const auto safe = idx.clamp_max(N - 1);
+  // candidate keys/values [B, Q, K', C]
+  auto kc = k.index_select(1, safe).view({B, Q, K, C});
+  auto vc = v.index_select(1, safe).view({B, Q, K, C});
+  auto l = torch::matmul(q.unsqueeze(2), kc.transpose(-2, -1)).squeeze(2) / std::sqrt(static_cast<double>(C));
+  l = (l.reshape({B, Q * K}) * valid);  // padding: logit 0, weight masked below
+  // softmax over the queries holding each token: subtract the per-token max, exp, normalise
+  const auto bins = idx.unsqueeze(0).expand({B, Q * K});
+  auto mx = torch::full({B, N + 1}, -std::numeric_limits<float>::infinity(), l.options())
+                .scatter_reduce(1, bins, l.detach(), "amax", true);
+  auto e = torch::exp(l - mx.gather(1, bins)) * valid;
+  auto den = torch::zeros({B, N + 1}, l.options()).scatter_add(1, bins, e);
+  auto a = (e / den.gather(1, bins).clamp_min(1e-30)).view({B, Q, K});
+  auto o = torch::matmul(a.unsqueeze(2), vc).squeeze(2);  // [B, Q, C]
+  return o / (a.sum(-1, true) + 1e-8);
+}
+
+torch::Tensor SpatialPackerImpl::candidates() const {
+  const auto& g = config.grid;
+  const auto& w = config.window;
+  const auto& h = config.halo;
+  const auto s = config.strides();
+  const auto qg = config.query_grid();
+  const std::int64_t N = config.num_patches();
+  const std::int64_t kd = w[0] + 2 * h[0], kh = w[1] + 2 * h[1], kw = w[2] + 2 * h[2];
+  auto out = torch::empty({config.num_tokens(), kd * kh * kw}, torch::kLong);
+  auto a = out.accessor<std::int64_t, 2>();
+  std::int64_t qi = 0;
+  for (std::int64_t d = 0; d < qg[0]; ++d)
+    for (std::int64_t y = 0; y < qg[1]; ++y)
+      for (std::int64_t x = 0; x < qg[2]; ++x, ++qi) {
+        std::int64_t j = 0;
+        for (std::int64_t i0 = 0; i0 < kd; ++i0)
+          for (std::int64_t i1 = 0; i1 < kh; ++i1)
+            for (std::int64_t i2 = 0; i2 < kw; ++i2, ++j) {
+              const std::int64_t pd = d * s[0] - h[0] + i0, ph = y * s[1] - h[1] + i1, pw = x * s[2] - h[2] + i2;
+              const bool in = pd >= 0 && pd < g[0] && ph >= 0 && ph < g[1] && pw >= 0 && pw < g[2];
+              a[qi][j] = in ? (pd * g[1] + ph) * g[2] + pw : N;
+            }
+      }
+  return out;
+}
+
+// ------------------------------------------------------------------ the packer
 SpatialPackerImpl::SpatialPackerImpl(const PackerConfig& c) : config(c) {
   c.validate();
-  if (c.kind == PackerKind::qformer || c.kind == PackerKind::anatomy)
-    throw cli::Error(cli::Exit::incompatible, {},
-                     fmt::format("packer kind '{}' is reserved but not implemented yet", packer_kind_name(c.kind)),
-                     "use v2p, spatial_pool or sequence_pool");
-  if (c.kind == PackerKind::v2p)
+  if (c.kind == PackerKind::v2p || c.kind == PackerKind::anatomy)
     resolution_attention =
         register_module("resolution_attention", ResolutionAttention(c.in_dim, c.dropout, c.layer_norm_eps));
+  if (c.kind == PackerKind::qformer) {
+    query_tokens = register_parameter("query_tokens", torch::randn({1, c.num_tokens(), c.in_dim}) * 0.02);
+    qformer = register_module("qformer", QFormer(c));
+  }
   proj_mpls = register_module(
       "proj_mpls", torch::nn::Sequential(torch::nn::Linear(c.in_dim, c.hidden()),
                                          torch::nn::GELU(torch::nn::GELUOptions().approximate("none")),
@@ -242,6 +386,17 @@ torch::Tensor SpatialPackerImpl::forward(const torch::Tensor& x_in) {
       y = ra.norm(q + o);
       break;
     }
+    case PackerKind::anatomy: {
+      auto& ra = *resolution_attention;
+      auto q = ra.Wq(pooled(x));
+      auto o = ra.output_linear(competitive_window_attention(q, ra.Wk(x), ra.Wv(x), candidates()));
+      if (ra.is_training() && ra.dropout_p > 0) o = torch::dropout(o, ra.dropout_p, true);
+      y = ra.norm(q + o);
+      break;
+    }
+    case PackerKind::qformer:
+      y = qformer(query_tokens.expand({x.size(0), -1, -1}), x);
+      break;
     case PackerKind::spatial_pool:
       y = pooled(x);
       break;

@@ -24,9 +24,30 @@
 // kind "sequence_pool": 1-D average pooling over the token sequence (avg_pool1d, kernel
 //     wd·wh·ww, stride sd·sh·sw: the same token count as spatial_pool for non-overlapping
 //     windows), then proj_mpls.
-// kind "qformer", "anatomy": reserved for the Q-Former and anatomy-adaptive partition baselines
-//     (not implemented yet: the config parses, the constructor throws cli::Error exit 3). Add them
-//     as further kinds here; their parameters go under their own key names.
+// kind "qformer" (the paper's Table 2b baseline, BLIP-2's Querying Transformer): num_queries
+//     learned query tokens (default: as many as the windows give, 128 for HSENet's grid) pass
+//     qformer_layers post-norm BERT layers of self-attention, cross-attention to all N patch
+//     tokens (every qformer_cross_every-th layer, from layer 0) and a GELU feed-forward
+//     (transformers' Blip2QFormerModel with query_length = num_queries: layernorm(query_tokens),
+//     then per layer attention / crossattention / intermediate_query + output_query), then
+//     proj_mpls. Width in_dim, qformer_heads heads (0: in_dim / 64), feed-forward
+//     qformer_intermediate (0: 4·in_dim), dropouts `dropout`. Keys: query_tokens [1,Q,C],
+//     qformer.layernorm.*, qformer.encoder.layer.{i}.{attention,crossattention}.attention.
+//     {query,key,value}.*, ...{attention,crossattention}.output.{dense,LayerNorm}.*,
+//     ...intermediate_query.dense.*, ...output_query.{dense,LayerNorm}.* (HF's names, so a
+//     Blip2QFormerModel state dict loads under "qformer."). query_tokens init N(0, 0.02) as BLIP-2.
+// kind "anatomy" (hse's anatomy-adaptive partition, the paper's open question for irregular
+//     structures such as bone; not in the paper): v2p's pooled queries and parameter names, but
+//     each query's candidate tokens are its window grown by `halo` tokens per side (default
+//     0,1,1: 1x6x6 = 36 candidates for 1x4x4 windows), and the queries compete for tokens: a
+//     token's weights are a softmax over the queries whose grown windows hold it (slot-attention
+//     normalisation), and each query takes the weighted mean of its tokens' values:
+//       l(q,n) = Wq(LR_q)·Wk(x_n)/√C,  a(q,n) = exp l(q,n) / Σ_{q' ∋ n} exp l(q',n),
+//       o_q = Σ_n a(q,n) Wv(x_n) / (Σ_n a(q,n) + 1e-8),  y = LayerNorm(q + output_linear(o_q)).
+//     A token at a window border goes to the neighbouring query it resembles, so the partition
+//     follows the content (an organ or bone edge) instead of the fixed 4x4 grid; with halo 0
+//     every token has one query and o_q is the plain mean of its window's values. The token
+//     count and the keys equal v2p's, so a published v2p packer initialises it.
 //
 // Windows must tile the grid exactly ((dim - window) % stride == 0 per axis), else cli::Error
 // exit 3 (avg_pool3d would silently drop tokens). Token counts (Table 5 style): window (1,4,4)
@@ -47,6 +68,7 @@
 // overlapping-window, spatial_pool and sequence_pool cases bit-identical.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -71,7 +93,15 @@ struct PackerConfig {
   std::array<std::int64_t, 3> stride{0, 0, 0};  // 0: the window's size (non-overlapping)
   double dropout = 0.1;
   double layer_norm_eps = 1e-5;
+  std::array<std::int64_t, 3> halo{0, 1, 1};  // anatomy: tokens added to each window side
+  std::int64_t num_queries = 0;               // qformer: learned queries (0: the window count)
+  std::int64_t qformer_layers = 2;
+  std::int64_t qformer_heads = 0;             // 0: in_dim / 64 (at least 1)
+  std::int64_t qformer_intermediate = 0;      // 0: 4 * in_dim
+  std::int64_t qformer_cross_every = 1;       // cross-attention in layers 0, k, 2k, ...
 
+  std::int64_t heads() const { return qformer_heads > 0 ? qformer_heads : std::max<std::int64_t>(1, in_dim / 64); }
+  std::int64_t intermediate() const { return qformer_intermediate > 0 ? qformer_intermediate : 4 * in_dim; }
   std::int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : out_dim; }
   std::array<std::int64_t, 3> strides() const;
   std::int64_t num_patches() const { return grid[0] * grid[1] * grid[2]; }  // N
@@ -82,7 +112,9 @@ struct PackerConfig {
   // Throws cli::Error (exit 3, naming `source`).
   void validate(const std::string& source = {}) const;
   // {"kind": "v2p", "in_dim", "out_dim", "mlp_hidden", "grid": [8,16,16], "window": [1,4,4],
-  //  "stride": [1,4,4], "dropout", "layer_norm_eps"}; absent fields keep the defaults.
+  //  "stride": [1,4,4], "dropout", "layer_norm_eps"; anatomy: "halo"; qformer: "num_queries",
+  //  "qformer_layers", "qformer_heads", "qformer_intermediate", "qformer_cross_every"}; absent
+  //  fields keep the defaults.
   static PackerConfig from_json(const nlohmann::json& j, const std::string& source = {});
   nlohmann::json to_json() const;
 };
@@ -109,9 +141,73 @@ class ResolutionAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResolutionAttention);
 
+// The Q-Former of kind "qformer" (transformers' Blip2QFormer* modules, query path only).
+class QfMultiHeadImpl : public torch::nn::Module {  // Blip2QFormerMultiHeadAttention
+ public:
+  QfMultiHeadImpl(std::int64_t dim, std::int64_t heads, double dropout);
+  // self-attention when ctx is undefined, else cross-attention to ctx [B,N,C]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ctx = {});
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  std::int64_t heads;
+  double dropout_p;
+};
+TORCH_MODULE(QfMultiHead);
+
+class QfOutputImpl : public torch::nn::Module {  // Blip2QFormerSelfOutput / Blip2QFormerOutput
+ public:
+  QfOutputImpl(std::int64_t in, std::int64_t out, double eps, double dropout);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& residual);  // LN(residual + drop(dense(h)))
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  double dropout_p;
+};
+TORCH_MODULE(QfOutput);
+
+class QfAttentionImpl : public torch::nn::Module {  // Blip2QFormerAttention
+ public:
+  QfAttentionImpl(std::int64_t dim, std::int64_t heads, double eps, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ctx = {});
+  QfMultiHead attention{nullptr};
+  QfOutput output{nullptr};
+};
+TORCH_MODULE(QfAttention);
+
+class QfLayerImpl : public torch::nn::Module {  // Blip2QFormerLayer (queries only)
+ public:
+  QfLayerImpl(const PackerConfig& c, bool cross);
+  torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& ctx);
+  QfAttention attention{nullptr}, crossattention{nullptr};
+  torch::nn::Sequential intermediate_query{nullptr};  // "dense" Linear(C -> I), then GELU
+  QfOutput output_query{nullptr};
+};
+TORCH_MODULE(QfLayer);
+
+class QfEncoderImpl : public torch::nn::Module {  // Blip2QFormerEncoder
+ public:
+  explicit QfEncoderImpl(const PackerConfig& c);
+  torch::nn::ModuleList layer{nullptr};  // of QfLayer
+};
+TORCH_MODULE(QfEncoder);
+
+class QFormerImpl : public torch::nn::Module {  // Blip2QFormerModel
+ public:
+  explicit QFormerImpl(const PackerConfig& c);
+  torch::Tensor forward(const torch::Tensor& queries, const torch::Tensor& ctx);  // [B,Q,C], [B,N,C]
+  torch::nn::LayerNorm layernorm{nullptr};
+  QfEncoder encoder{nullptr};
+  double dropout_p;
+};
+TORCH_MODULE(QFormer);
+
+// anatomy: the competitive grown-window core. q [B,Q,C], k and v [B,N,C] (projected tokens),
+// cand [Q,K'] long: token index of each query's candidates (N: padding outside the grid).
+// Returns o [B,Q,C] (see kind "anatomy").
+torch::Tensor competitive_window_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& cand);
+
 class SpatialPackerImpl : public torch::nn::Module {
  public:
-  // Throws cli::Error (exit 3) for an invalid config or a reserved kind.
+  // Throws cli::Error (exit 3) for an invalid config.
   explicit SpatialPackerImpl(const PackerConfig& config);
   // x [B, N, in_dim] -> [B, num_tokens, out_dim] (float dtype of the parameters; x is cast).
   // Throws cli::Error (exit 3) when x's shape does not match the config.
@@ -121,8 +217,13 @@ class SpatialPackerImpl : public torch::nn::Module {
   // Step 3: each query's window tokens [B, Q, K, C].
   torch::Tensor windows(const torch::Tensor& x) const;
 
+  // anatomy: token indices [Q, K'] of each query's grown window (N marks padding).
+  torch::Tensor candidates() const;
+
   PackerConfig config;
-  ResolutionAttention resolution_attention{nullptr};  // v2p only
+  ResolutionAttention resolution_attention{nullptr};  // v2p and anatomy
+  torch::Tensor query_tokens;                         // qformer: [1, num_queries, in_dim]
+  QFormer qformer{nullptr};                           // qformer
   torch::nn::Sequential proj_mpls{nullptr};           // 0: Linear, 1: GELU, 2: Linear
 };
 TORCH_MODULE(SpatialPacker);

@@ -67,6 +67,11 @@ VlmConfig VlmConfig::from_json(const json& j, const std::string& src) {
   }
   if (const json* p = cfg::field(j, {"packer", "mm_projector"})) c.packer = PackerConfig::from_json(*p, src);
   cfg::get_bool(kWhat, j, "dual_encoder", c.dual_encoder, src);
+  if (const json* t = cfg::field(j, {"tower"})) {
+    if (!t->is_string() || (t->get<std::string>() != "3d" && t->get<std::string>() != "2e3"))
+      cfg::bad_field(kWhat, src, "tower", *t, "\"3d\" or \"2e3\"");
+    c.tower = t->get<std::string>();
+  }
   if (const json* p = cfg::field(j, {"packer2", "mm_projector2"})) c.packer2 = PackerConfig::from_json(*p, src);
   if (auto it = j.find("lora"); it != j.end()) {
     if (it->is_null()) {
@@ -114,6 +119,7 @@ json VlmConfig::to_json() const {
          {"image_tokens", image_tokens()},
          {"tokens", {{"bos", tokens.bos}, {"eos", tokens.eos}, {"pad", tokens.pad}, {"im_patch", tokens.im_patch}}}};
   if (dual_encoder) j["packer2"] = packer2.to_json();
+  else j["tower"] = tower;
   j["lora"] = use_lora ? lora.to_json() : json(nullptr);
   return j;
 }
@@ -268,8 +274,14 @@ VlmTokens HsenetVlmImpl::tokens() const {
 }
 
 torch::Tensor HsenetVlmImpl::image_embeds(const torch::Tensor& t1, const torch::Tensor& t2) {
+  if (!config.dual_encoder) {
+    const auto& t = config.tower == "2e3" ? t2 : t1;
+    if (!t.defined())
+      throw cli::Error(cli::Exit::incompatible, {},
+                       fmt::format("vlm: the single-encoder model reads the {} tower's tokens", config.tower));
+    return mm_projector->forward(drop_cls(t, config.packer.num_patches()));
+  }
   auto a = mm_projector->forward(drop_cls(t1, config.packer.num_patches()));
-  if (!config.dual_encoder) return a;
   if (!t2.defined())
     throw cli::Error(cli::Exit::incompatible, {}, "vlm: the dual-encoder model needs the 2E3 tokens too");
   auto b = mm_projector2->forward(drop_cls(t2, config.packer2.num_patches()));

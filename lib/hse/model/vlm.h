@@ -10,7 +10,7 @@
 //     (prepare_inputs_for_multimodal: positions 1..n_img are overwritten whatever their ids; no
 //     separators; position 0 must be BOS <|endoftext|>)
 //   single-encoder option (dual_encoder false, the paper's Table 3 ablations): only mm_projector,
-//   fed with whichever tower's tokens the caller passes; n_img = mm_projector's token count.
+//   fed with the tower named by `tower` ("3d": t1, "2e3": t2); n_img = mm_projector's token count.
 // Text layout (token ids; no chat template):
 //   prompt   = [bos] + [im_patch] * n_img + question_ids
 //   training = prompt + answer_ids (the tokens of " " + answer, add_special_tokens=False),
@@ -84,6 +84,7 @@ struct VlmConfig {
   PackerConfig packer;   // mm_projector
   PackerConfig packer2;  // mm_projector2 (unused when !dual_encoder)
   bool dual_encoder = true;
+  std::string tower = "3d";  // !dual_encoder: the tower mm_projector reads, "3d" (t1) or "2e3" (t2)
   bool use_lora = true;
   LoraConfig lora;
   std::string llm;                  // the Phi-3 model directory (HF layout)
@@ -152,8 +153,8 @@ class HsenetVlmImpl : public torch::nn::Module {
   VlmTokens tokens() const;
   std::int64_t image_tokens() const { return config.image_tokens(); }
 
-  // Packed image tokens [B, n_img, H]: cat(mm_projector(t1), mm_projector2(t2)) (t2 unused and
-  // may be undefined when !dual_encoder). t1/t2: [B, N, C] patch tokens, or [B, 1+N, C] with CLS
+  // Packed image tokens [B, n_img, H]: cat(mm_projector(t1), mm_projector2(t2)); when !dual_encoder
+  // only mm_projector of the configured tower's tokens (the other may be undefined). t1/t2: [B, N, C] patch tokens, or [B, 1+N, C] with CLS
   // (dropped). Float32.
   torch::Tensor image_embeds(const torch::Tensor& t1, const torch::Tensor& t2 = {});
   // inputs_embeds for input_ids [B,T] (T >= 1 + n_img).
