@@ -64,6 +64,25 @@ PYEOF
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
   && ok "generate mrg: batch 3, beam search" || bad "generate beam"
 
+# CT files straight in: the adapter recorded the towers and the preprocessing, slicing and slice
+# encoder of its training inputs, and hse-generate replays them in-process.
+"$GEN" --model "$T/mrg" --root "$D" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 8 --reports "$REP" \
+  --threads 1 > "$T/ct.jsonl" && cmp -s "$T/ct.jsonl" "$T/mrg.jsonl" && ok "CT files in (--root/--metadata) = HDF5 inputs" \
+  || bad "generate from CT files"
+one=$(ls "$D"/train/*/*/*.nii.gz | head -1)
+"$GEN" --model "$T/mrg" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 8 --threads 1 "$one" > "$T/one.jsonl" \
+  && [ "$(wc -l < "$T/one.jsonl")" = 1 ] && grep -q "\"id\":\"$(basename "$one")\"" "$T/one.jsonl" \
+  && grep -qF "$(grep -F "\"$(basename "$one")\"" "$T/mrg.jsonl" | $PY -c 'import json,sys; print(json.dumps(json.loads(sys.stdin.read())["prediction"]))')" "$T/one.jsonl" \
+  && ok "hse-generate --model DIR scan.nii.gz prints its report" || bad "one CT file"
+$PY - "$T/mrg/hse_vlm.json" <<'PYEOF' && ok "hse_vlm.json records the inputs' recipes" || bad "inputs record"
+import json, sys
+r = json.load(open(sys.argv[1]))["inputs"]
+assert r["clip"].endswith("/c2"), r["clip"]
+assert r["volumes"]["size"] == [8, 32, 32] and r["volumes"]["resample"] == 0, r["volumes"]
+assert r["slices"]["n_slices"] == 16 and r["slices"]["image_size"] == 32, r["slices"]
+assert r["slice_encoder"]["random_init"] == 0 and r["slice_encoder"]["vit2d_config"].endswith("vit2d-tiny.json")
+PYEOF
+
 # Cached token features (hse-embed --tokens) give the same output as the towers.
 if "$BIN/hse-embed" -q --model "$T/c1" --volumes "$T/tr.h5" --tokens -o "$T/tok1.h5" \
   && "$BIN/hse-embed" -q --model "$T/c2" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --tokens -o "$T/tok2.h5"; then
@@ -113,6 +132,36 @@ fi
 "$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" --lora-r 4 --max-steps 1 -q -o "$T/lora" \
   && "$GEN" "${VIS[@]}" --model "$T/lora" --max-new-tokens 4 > "$T/lora.jsonl" && check_jsonl "$T/lora.jsonl" "$NVOL" mrg \
   && ok "LoRA finetune + generate" || bad "LoRA finetune + generate"
+
+# Packer and encoder options (Tables 2b, 3, 5): each trains, records its choice in hse_vlm.json and
+# generates through it.
+for opts in "--packer qformer --packer-queries 3" "--packer anatomy --packer-halo 0,1,1" \
+  "--packer spatial_pool --packer-window 1,2,2" "--packer v2p --encoders 2e3" "--packer sequence_pool --encoders 3d"; do
+  # shellcheck disable=SC2086
+  if "$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" --lora-r 2 --max-steps 1 \
+      $opts -q -o "$T/pk" && "$GEN" "${VIS[@]}" --model "$T/pk" --max-new-tokens 2 > "$T/pk.jsonl" \
+      && check_jsonl "$T/pk.jsonl" "$NVOL" mrg && $PY - "$T/pk/hse_vlm.json" $opts <<'PYEOF'; then ok "finetune + generate $opts"; else bad "packer options $opts"; fi
+import json, sys
+c = json.load(open(sys.argv[1]))
+args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+assert c["packer"]["kind"] == args["--packer"], c["packer"]
+enc = args.get("--encoders", "both")
+assert c["dual_encoder"] == (enc == "both") and ("packer2" in c) == (enc == "both"), c
+if enc != "both":
+    assert c["tower"] == enc, c
+if "--packer-queries" in args:
+    assert c["packer"]["num_queries"] == 3 and c["image_tokens"] == 6, c
+if "--packer-window" in args:
+    assert c["packer"]["window"] == [1, 2, 2] and c["image_tokens"] == 4, c
+if "--packer-halo" in args:
+    assert c["packer"]["halo"] == [0, 1, 1], c
+PYEOF
+  rm -rf "$T/pk"
+done
+err=$("$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" --packer-window 1,3,3 \
+  --max-steps 1 -q -o "$T/pkx" 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$err" == *"tile the grid"* || "$err" == *"larger than the grid"* ]] && ok "--packer-window that does not tile: exit 2" \
+  || bad "--packer-window 1,3,3 (rc $rc): $err"
 
 # Bad input.
 expect() {  # name, expected exit code, pattern in stderr, command...

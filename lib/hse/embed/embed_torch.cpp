@@ -141,6 +141,14 @@ int run(const Options& o, cli::Io&) {
       progress.tick();
     }
     w.set_attr("model", random_trunk ? "random-init:" + std::to_string(o.random_init) : o.model);
+    // What made these features, so that a model trained on them can redo it from CT files
+    // (hse-finetune records it; hse-generate CT... replays it): the slices' recipe and the encoder.
+    for (const auto& [k, v] : r.attrs())
+      if (k.rfind("hse_", 0) != 0) w.set_attr("slices." + k, v);
+    w.set_attr("encoder.model", random_trunk ? std::string() : fs::absolute(o.model).lexically_normal().string());
+    w.set_attr("encoder.random_init", static_cast<std::int64_t>(o.random_init));
+    w.set_attr("encoder.vit2d_config", fs::absolute(cfg).lexically_normal().string());
+    w.set_attr("encoder.prefix", o.prefix);
     w.add_provenance(r.provenance());
     w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
     w.commit();

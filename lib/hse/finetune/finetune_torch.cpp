@@ -237,6 +237,7 @@ int run(const Options& oin, cli::Io&) {
   cfg.lora.lora_dropout = o.lora_dropout;
   cfg.lora.base_model_name_or_path = llm->name_or_path;
   cfg.llm = llm->name_or_path;
+  cfg.inputs = vlmio::record_inputs(o.clip, o.volumes, o.slice_features);
   if (added > 0) {
     cfg.vocab_size = tok->vocab_size();
     cfg.num_new_tokens = added;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
+#include "hse/image/ct_input.h"
 
 namespace CLI {
 class App;
@@ -18,6 +19,7 @@ struct Options {
   std::string model, llm, adapter, clip, tokenizer;
   std::vector<std::string> volumes, slice_features;
   std::string tokens1, tokens2;
+  image::CtInputOptions ct;  // CT files (or --root/--metadata): preprocessed in-process
   std::string task = "mrg";
   std::string questions, reports, prompts, template_text;
   std::string report_column = "Findings_EN";

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs) for --volumes");
   app.add_option("--volumes", o.volumes, "volumes (HDF5 kind volumes)");
   app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)");
+  image::add_ct_input_options(app, o.ct);
   app.add_option("--tokens1", o.tokens1, "cached stage-1 ViT token features (hse-embed --tokens) instead of --clip/--volumes");
   app.add_option("--tokens2", o.tokens2, "cached stage-2 (2E3) token features (hse-embed --tokens)");
   app.add_option("--task", o.task, "mrg (report generation) or vqa (location questions)")
@@ -52,6 +54,20 @@ struct Item {
   std::string id, prompt, reference;
   bool has_reference = false;
   std::size_t volume = 0;
+};
+
+// A private temporary directory, removed with its contents when done.
+struct TempDir {
+  std::string path;
+  void make() {
+    std::string t = (fs::temp_directory_path() / "hse-generate-XXXXXX").string();
+    if (!::mkdtemp(t.data())) cli::fail(cli::Exit::runtime, t, "cannot create a temporary directory");
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
 };
 
 std::string strip(const std::string& s) {
@@ -100,8 +116,27 @@ int run(const Options& o, cli::Io& io) {
     cli::fail_input(tok_path, "tokenizer has {} tokens, the LLM's vocabulary {}", tok.vocab_size(),
                     vlm->llm->config.vocab_size);
 
-  // Vision.
+  // Vision: HDF5 inputs, cached tokens, or CT files made into volumes (and slice features)
+  // in-process with the recipes the adapter recorded at training time.
   vlmio::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
+  const bool from_ct = !o.ct.inputs.empty() || !o.ct.root.empty();
+  std::string inputs_record;
+  if (fs::is_directory(adapter) && fs::exists(fs::path(adapter) / model::kVlmConfigFile))
+    inputs_record = model::VlmConfig::from_file(adapter).inputs;
+  if (vo.clip.empty() && vo.tokens1.empty() && !inputs_record.empty()) {
+    const auto rec = nlohmann::json::parse(inputs_record);
+    if (rec.contains("clip") && rec["clip"].is_string()) vo.clip = rec["clip"].get<std::string>();
+  }
+  TempDir tmp;
+  if (from_ct) {
+    if (!o.volumes.empty() || !o.tokens1.empty())
+      cli::fail_usage("CT inputs replace --volumes/--tokens1: give one or the other");
+    tmp.make();
+    const auto [v, sf] = vlmio::prepare_ct_inputs(inputs_record, o.ct.inputs, o.ct.root, o.ct.metadata, o.ct.hu,
+                                                  tmp.path, o.common.device, o.common.threads);
+    vo.volumes = {v};
+    vo.slices = sf.empty() ? std::vector<std::string>{} : std::vector<std::string>{sf};
+  }
   vlmio::VisionSource vision(vo, dev);
 
   // Items.

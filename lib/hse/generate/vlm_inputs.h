@@ -52,6 +52,22 @@ torch::Device parse_device(const std::string& device);
 // fp32 | bf16 | fp16 (exit 2 otherwise).
 torch::Dtype parse_dtype(const std::string& dtype);
 
+// The "inputs" record of an adapter (VlmConfig::inputs) from the training files: the towers'
+// directory, the volumes' recipe attributes and, from the slice features, the slices' recipe and
+// the 2-D encoder (hse-embed --slices writes them). JSON object text.
+std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
+                          const std::vector<std::string>& slice_features);
+
+// CT files -> temporary volumes.h5 and slice_features.h5 in `dir`, made in-process by
+// hse-preprocess, hse-slice and hse-embed --slices with the recipes of `inputs_json` (an
+// adapter's record). Returns {volumes, slice_features ("" when the record has no slices)}.
+// Throws cli::Error exit 3 when the record lacks what is needed.
+std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_json,
+                                                       const std::vector<std::string>& ct_files,
+                                                       const std::string& root, const std::string& metadata,
+                                                       const std::string& hu, const std::string& dir,
+                                                       const std::string& device, int threads);
+
 struct VisionOptions {
   std::string clip;                          // stage-2 CLIP dir (both towers)
   std::vector<std::string> volumes, slices;  // HDF5 volumes / slice_features

@@ -7,11 +7,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <variant>
 
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "hse/cli/cli.h"
+#include "hse/embed/embed.h"
 #include "hse/io/csv.h"
+#include "hse/io/h5.h"
+#include "hse/preprocess/preprocess.h"
+#include "hse/slice/slice.h"
 #include "hse/train/clip_data.h"
 
 namespace fs = std::filesystem;
@@ -86,6 +94,120 @@ std::map<std::string, std::string> read_reports(const std::string& path, const s
     out[r[*idc]] = s;
   }
   return out;
+}
+
+namespace {
+
+nlohmann::json attr_json(const h5::AttrValue& v) {
+  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+}
+
+// Attributes of `attrs` under "<prefix>" (prefix stripped), hse_* bookkeeping left out.
+nlohmann::json attrs_json(const h5::Attrs& attrs, const std::string& prefix = {}) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : attrs)
+    if (k.rfind(prefix, 0) == 0 && k.rfind("hse_", 0) != 0) j[k.substr(prefix.size())] = attr_json(v);
+  return j;
+}
+
+template <typename T>
+T get_or(const nlohmann::json& j, const char* key, T fallback) {
+  return j.contains(key) && !j[key].is_null() ? j[key].get<T>() : fallback;
+}
+
+[[noreturn]] void bad_record(const std::string& what) {
+  throw cli::Error(cli::Exit::incompatible, {}, fmt::format("the adapter's inputs record {}", what),
+                   "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes");
+}
+
+}  // namespace
+
+std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
+                          const std::vector<std::string>& slice_features) {
+  nlohmann::json j;
+  j["clip"] = fs::absolute(clip).lexically_normal().string();
+  j["volumes"] = attrs_json(h5::Reader(volumes, "volumes").attrs());
+  if (!slice_features.empty()) {
+    const h5::Reader sf(slice_features, "slice_features");
+    j["slices"] = attrs_json(sf.attrs(), "slices.");
+    j["slice_encoder"] = attrs_json(sf.attrs(), "encoder.");
+  }
+  return j.dump();
+}
+
+std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_json,
+                                                       const std::vector<std::string>& ct_files,
+                                                       const std::string& root, const std::string& metadata,
+                                                       const std::string& hu, const std::string& dir,
+                                                       const std::string& device, int threads) {
+  if (inputs_json.empty()) bad_record("is missing");
+  const auto rec = nlohmann::json::parse(inputs_json);
+  if (!rec.contains("volumes") || !rec["volumes"].is_object()) bad_record("has no volume recipe");
+  cli::Io io = cli::standard_io();
+  auto common = [&](const std::string& out) {
+    cli::Common c;
+    c.output = out;
+    c.device = device;
+    c.threads = threads;
+    c.verbosity = -1;
+    c.progress = cli::ProgressMode::never;
+    return c;
+  };
+  auto input = [&] {
+    image::CtInputOptions in;
+    in.inputs = ct_files;
+    in.root = root;
+    in.metadata = metadata;
+    in.hu = hu;
+    return in;
+  };
+  try {
+    const auto& v = rec["volumes"];
+    preprocess::Options po;
+    po.common = common((fs::path(dir) / "volumes.h5").string());
+    po.input = input();
+    const auto win = get_or<std::vector<double>>(v, "window", {-1000, 200});
+    const auto sp = get_or<std::vector<double>>(v, "spacing", {1.5, 0.75});
+    const auto sz = get_or<std::vector<std::int64_t>>(v, "size", {32, 256, 256});
+    if (win.size() != 2 || sp.size() != 2 || sz.size() != 3) bad_record("has a malformed volume recipe");
+    po.window = {win[0], win[1]};
+    po.spacing = {sp[0], sp[1]};
+    po.size = {sz[0], sz[1], sz[2]};
+    po.no_resample = get_or<std::int64_t>(v, "resample", 1) == 0;
+    po.no_crop = get_or<std::int64_t>(v, "crop", 1) == 0;
+    preprocess::run(po, io);
+    if (!rec.contains("slices") || !rec.contains("slice_encoder"))
+      return {po.common.output, std::string()};
+
+    const auto& s = rec["slices"];
+    slice::Options so;
+    so.common = common((fs::path(dir) / "slices.h5").string());
+    so.input = input();
+    const auto swin = get_or<std::vector<double>>(s, "window", {-1000, 1000});
+    const auto ssp = get_or<std::vector<double>>(s, "spacing", {1.5, 0.75});
+    if (swin.size() != 2 || ssp.size() != 2) bad_record("has a malformed slice recipe");
+    so.window = {swin[0], swin[1]};
+    so.spacing = {ssp[0], ssp[1]};
+    so.no_resample = get_or<std::int64_t>(s, "resample", 1) == 0;
+    so.slices = get_or<std::int64_t>(s, "n_slices", 32);
+    so.jpeg_quality = static_cast<int>(get_or<std::int64_t>(s, "jpeg_quality", 0));
+    so.image_size = get_or<std::int64_t>(s, "image_size", 224);
+    slice::run(so, io);
+
+    const auto& e = rec["slice_encoder"];
+    embed::Options eo;
+    eo.common = common((fs::path(dir) / "slice_features.h5").string());
+    eo.slices = {so.common.output};
+    eo.model = get_or<std::string>(e, "model", "");
+    eo.random_init = get_or<std::int64_t>(e, "random_init", -1);
+    eo.vit2d_config = get_or<std::string>(e, "vit2d_config", "");
+    eo.prefix = get_or<std::string>(e, "prefix", "visual.trunk.");
+    if (eo.model.empty() && eo.random_init < 0) bad_record("names no slice encoder");
+    embed::run(eo, io);
+    return {po.common.output, eo.common.output};
+  } catch (const nlohmann::json::exception& ex) {
+    bad_record(fmt::format("is malformed ({})", ex.what()));
+  }
 }
 
 void add_report_column_option(CLI::App& app, std::string& column) {

@@ -9,6 +9,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/model/config_json.h"
+#include "packer_attention.h"
 
 namespace hse::model {
 
@@ -328,6 +329,30 @@ torch::Tensor SpatialPackerImpl::candidates() const {
 }
 
 // ------------------------------------------------------------------ the packer
+// The fused CUDA kernel (kernels/packer_attention.cu) in place of the unfused core: inference
+// (no autograd) on a GPU, windows that tile the grid (stride = window), at most 64 keys,
+// fp32/fp16/bf16. Returns an undefined tensor when it does not apply (the caller falls back).
+torch::Tensor fused_window_attention(const PackerConfig& c, const torch::Tensor& q, const torch::Tensor& k_tok,
+                                     const torch::Tensor& v_tok) {
+  if (!q.is_cuda() || !kernels::cuda_compiled()) return {};
+  if (torch::GradMode::is_enabled() && (q.requires_grad() || k_tok.requires_grad() || v_tok.requires_grad())) return {};
+  if (c.strides() != c.window || c.window_size() > kernels::kPackerMaxKeys) return {};
+  kernels::DType dt;
+  switch (q.scalar_type()) {
+    case torch::kFloat32: dt = kernels::DType::f32; break;
+    case torch::kFloat16: dt = kernels::DType::f16; break;
+    case torch::kBFloat16: dt = kernels::DType::bf16; break;
+    default: return {};
+  }
+  const auto qc = q.contiguous(), kc = k_tok.contiguous(), vc = v_tok.contiguous();
+  auto out = torch::empty_like(qc);
+  const kernels::TokenGrid g{c.grid[0], c.grid[1], c.grid[2], c.window[0], c.window[1], c.window[2]};
+  // LibTorch's current stream is the default stream unless a caller changed it.
+  kernels::packer_window_attention_cuda(dt, qc.data_ptr(), kc.data_ptr(), vc.data_ptr(), out.data_ptr(), qc.size(0), g,
+                                        qc.size(2));
+  return out;
+}
+
 SpatialPackerImpl::SpatialPackerImpl(const PackerConfig& c) : config(c) {
   c.validate();
   if (c.kind == PackerKind::v2p || c.kind == PackerKind::anatomy)
@@ -380,8 +405,10 @@ torch::Tensor SpatialPackerImpl::forward(const torch::Tensor& x_in) {
       auto q = ra.Wq(pooled(x));
       // Wk/Wv are per-token maps: project the tokens once, then gather the windows (the same
       // values as projecting the gathered windows, and cheaper for overlapping windows).
-      auto k = windows(ra.Wk(x)), v = windows(ra.Wv(x));
-      auto o = ra.output_linear(packer_attention(q, k, v, ra.dropout_p, ra.is_training()));
+      const auto kt = ra.Wk(x), vt = ra.Wv(x);
+      torch::Tensor a = ra.is_training() ? torch::Tensor() : fused_window_attention(c, q, kt, vt);
+      if (!a.defined()) a = packer_attention(q, windows(kt), windows(vt), ra.dropout_p, ra.is_training());
+      auto o = ra.output_linear(a);
       if (ra.is_training() && ra.dropout_p > 0) o = torch::dropout(o, ra.dropout_p, true);
       y = ra.norm(q + o);
       break;

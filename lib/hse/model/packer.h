@@ -121,7 +121,8 @@ struct PackerConfig {
 
 // The attention core of step 4 after the projections: q [B,Q,C], k and v [B,Q,K,C] ->
 // A·v [B,Q,C] with A = Dropout_p(softmax(q·kᵀ / sqrt(C))) (dropout only when training and p > 0).
-// This is what a fused CUDA kernel would replace.
+// In v2p inference on a GPU (no autograd, stride = window, <= 64 keys) the forward uses the fused
+// kernel of kernels/packer_attention.h instead, which gathers the windows itself.
 torch::Tensor packer_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                double dropout = 0.0, bool training = false);
 

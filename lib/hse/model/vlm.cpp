@@ -94,6 +94,10 @@ VlmConfig VlmConfig::from_json(const json& j, const std::string& src) {
     cfg::get_int(kWhat, *t, {"pad"}, c.tokens.pad, src);
     cfg::get_int(kWhat, *t, {"im_patch"}, c.tokens.im_patch, src);
   }
+  if (const json* in = cfg::field(j, {"inputs"})) {
+    if (!in->is_object()) cfg::bad_field(kWhat, src, "inputs", *in, "an object");
+    c.inputs = in->dump();
+  }
   if (const json* n = cfg::field(j, {"image_tokens"})) {
     if (!n->is_number_integer() || n->get<std::int64_t>() != c.image_tokens())
       bad(src, fmt::format("image_tokens {} does not match the packers ({} tokens)", n->dump(), c.image_tokens()));
@@ -121,6 +125,7 @@ json VlmConfig::to_json() const {
   if (dual_encoder) j["packer2"] = packer2.to_json();
   else j["tower"] = tower;
   j["lora"] = use_lora ? lora.to_json() : json(nullptr);
+  if (!inputs.empty()) j["inputs"] = json::parse(inputs);
   return j;
 }
 

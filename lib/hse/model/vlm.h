@@ -91,6 +91,10 @@ struct VlmConfig {
   std::int64_t vocab_size = 0;      // resize the LLM's vocabulary to this (0: keep)
   std::int64_t num_new_tokens = 0;  // rows set to the mean after resizing (HSENet: 4)
   VlmTokens tokens;
+  // How the training inputs were made (JSON object text, "" when unknown): {"clip": towers dir,
+  // "volumes": hse-preprocess's recipe, "slices": hse-slice's recipe, "slice_encoder": the 2-D
+  // encoder}. hse-finetune records it; hse-generate replays it on CT files.
+  std::string inputs;
 
   std::int64_t image_tokens() const;  // n_img: 256 for HSENet
   // Throws cli::Error (exit 3, naming `source`).
