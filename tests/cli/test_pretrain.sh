@@ -60,6 +60,17 @@ print(f"     max |uninterrupted - resumed| = {worst:.2e}")
 assert worst <= 1e-6
 PYEOF
 
+# Activation checkpointing: the same weights as the uninterrupted run a.
+"$P" "${COMMON[@]}" "${REP[@]}" --gradient-checkpointing -o "$T/gc" && \
+if $PY - "$T/a/model.safetensors" "$T/gc/model.safetensors" <<'PYEOF'; then ok "--gradient-checkpointing: same weights"; else bad "--gradient-checkpointing"; fi
+import sys
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+worst = max(float(abs(a[k] - b[k]).max()) for k in a)
+print(f"     max |plain - checkpointed| = {worst:.2e}")
+assert worst <= 1e-5
+PYEOF
+
 # Stage 2 from stage 1 (2-D features here: random per volume, the pipeline uses hse-embed --slices).
 $PY - "$T/tr.h5" "$T/sf.h5" <<'PYEOF'
 import sys, h5py, numpy as np

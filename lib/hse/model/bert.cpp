@@ -1,4 +1,5 @@
 #include "hse/model/bert.h"
+#include "hse/model/recompute.h"
 
 #include <cmath>
 #include <filesystem>
@@ -269,7 +270,11 @@ BertOutput BertImpl::forward(const torch::Tensor& input_ids, const torch::Tensor
   if (attention_mask.defined()) mask = extended_attention_mask(attention_mask, x.scalar_type());
   if (output_hidden_states) out.hidden_states.push_back(x);
   for (int64_t i = 0; i < n; ++i) {
-    x = encoder->layer->ptr<BertLayerImpl>(static_cast<size_t>(i))->forward(x, mask);
+    auto* layer = encoder->layer->ptr<BertLayerImpl>(static_cast<size_t>(i)).get();
+    x = gradient_checkpointing && is_training()
+            ? recompute([layer](const torch::Tensor& t, const torch::Tensor& m) { return layer->forward(t, m); }, x,
+                        mask)
+            : layer->forward(x, mask);
     if (output_hidden_states) out.hidden_states.push_back(x);
   }
   out.last_hidden_state = x;

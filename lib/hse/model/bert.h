@@ -155,6 +155,7 @@ struct BertImpl : torch::nn::Module {
   static torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::Dtype dtype);
 
   BertConfig config;
+  bool gradient_checkpointing = false;  // training: recompute each layer in backward (recompute.h)
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
   BertPooler pooler{nullptr};

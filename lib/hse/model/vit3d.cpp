@@ -1,4 +1,5 @@
 #include "hse/model/vit3d.h"
+#include "hse/model/recompute.h"
 #include "hse/model/config_json.h"
 
 #include <cmath>
@@ -248,7 +249,10 @@ VisionOutput Vit3dImpl::encode(const torch::Tensor& patches, bool keep_hidden_st
   auto x = torch::cat({cls_token.expand({patches.size(0), -1, -1}), patches}, 1);
   if (keep_hidden_states) out.hidden_states.reserve(blocks->size());
   for (const auto& m : *blocks) {
-    x = m->as<TransformerBlockImpl>()->forward(x);
+    auto* blk = m->as<TransformerBlockImpl>();
+    x = gradient_checkpointing && is_training()
+            ? recompute([blk](const torch::Tensor& t, const torch::Tensor&) { return blk->forward(t); }, x)
+            : blk->forward(x);
     if (keep_hidden_states) out.hidden_states.push_back(x);
   }
   out.last = norm(x);

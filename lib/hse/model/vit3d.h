@@ -148,6 +148,7 @@ class Vit3dImpl : public torch::nn::Module {
   torch::Tensor cls_token;
   PatchEmbedding patch_embedding{nullptr};
   torch::nn::ModuleList blocks{nullptr};
+  bool gradient_checkpointing = false;  // training: recompute each block in backward (recompute.h)
   torch::nn::LayerNorm norm{nullptr};
 
  protected:

@@ -34,6 +34,7 @@ struct Options {
   long sa_steps = 5000;
   std::string logit_scale = "raw";
   bool no_augment = false;
+  bool gradient_checkpointing = false;
   bool sentence_truncation = false;
   long save_steps = 1000;
   int save_total_limit = 1;

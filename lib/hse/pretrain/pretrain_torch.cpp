@@ -62,6 +62,9 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("raw")
       ->check(CLI::IsMember({"raw", "exp"}));
   app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
+  app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
+               "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
+               "memory, one more forward per step)");
   app.add_flag("--sentence-truncation", o.sentence_truncation,
                "HSENet's truncate_text (random sentences within the token budget) instead of cutting");
   app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(1000);
@@ -205,6 +208,10 @@ int run(const Options& o, cli::Io&) {
     vopt.slice_features = o.val_slice_features;
     vopt.sentence_truncation = false;
     val = std::make_unique<train::ClipData>(vopt, tok);
+  }
+  if (o.gradient_checkpointing) {
+    m->vision_encoder->gradient_checkpointing = true;
+    m->language_encoder->gradient_checkpointing = true;
   }
   const std::size_t global_batch = static_cast<std::size_t>(o.batch_size) * static_cast<std::size_t>(dist->world());
   const long batches_per_epoch = static_cast<long>(data.size() / global_batch);
