@@ -61,7 +61,7 @@ assert worst <= 1e-6
 PYEOF
 
 # Activation checkpointing: the same weights as the uninterrupted run a.
-"$P" "${COMMON[@]}" "${REP[@]}" --gradient-checkpointing -o "$T/gc" && \
+"$P" "${COMMON[@]}" "${REP[@]}" --gradient-checkpointing -o "$T/gc" || bad "--gradient-checkpointing run"
 if $PY - "$T/a/model.safetensors" "$T/gc/model.safetensors" <<'PYEOF'; then ok "--gradient-checkpointing: same weights"; else bad "--gradient-checkpointing"; fi
 import sys
 from safetensors.numpy import load_file
@@ -69,6 +69,19 @@ a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
 worst = max(float(abs(a[k] - b[k]).max()) for k in a)
 print(f"     max |plain - checkpointed| = {worst:.2e}")
 assert worst <= 1e-5
+PYEOF
+
+# bf16 autocast (CPU here): trains with finite losses close to the float32 run's.
+"$P" "${COMMON[@]}" "${REP[@]}" --bf16 -o "$T/bf" --metrics "$T/bf.tsv" || bad "--bf16 run"
+if $PY - "$T/a.tsv" "$T/bf.tsv" <<'PYEOF'; then ok "--bf16: finite losses near float32's"; else bad "--bf16"; fi
+import math, sys
+f32 = [float(l.split("\t")[2]) for l in open(sys.argv[1]).read().splitlines()[1:21]]
+b16 = [float(l.split("\t")[2]) for l in open(sys.argv[2]).read().splitlines()[1:]]
+assert len(b16) == 80 and all(math.isfinite(x) for x in b16), b16
+b16 = b16[:20]
+d = max(abs(a - b) for a, b in zip(f32, b16))
+print(f"     max |loss f32 - loss bf16| over 20 steps = {d:.4f}")
+assert d < 0.1 and b16 != f32[:20]
 PYEOF
 
 # Stage 2 from stage 1 (2-D features here: random per volume, the pipeline uses hse-embed --slices).
@@ -125,6 +138,8 @@ err=$("$P" "${COMMON[@]}" --reports "$D/metadata/train_metadata.csv" -o "$T/x" 2
 head -3 "$D/radiology_text_reports/train_reports.csv" > "$T/few.csv"
 err=$("$P" "${COMMON[@]}" --reports "$T/few.csv" -o "$T/y" 2>&1); rc=$?
 [ $rc = 3 ] && [[ "$err" == *"has no report in"* ]] && ok "volume without a report: exit 3" || bad "no report (rc $rc): $err"
+err=$("$P" "${COMMON[@]}" "${REP[@]}" --dist-backend nccl -o "$T/n" 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$err" == *"needs --device cuda"* ]] && ok "--dist-backend nccl on CPU: exit 2" || bad "nccl on CPU (rc $rc): $err"
 err=$("$P" "${COMMON[@]}" "${REP[@]}" -o "$T/a" 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$err" == *"holds checkpoints"* ]] && ok "refuses to overwrite a run without --resume" || bad "overwrite (rc $rc): $err"
 echo "$pass passed, $fail failed"

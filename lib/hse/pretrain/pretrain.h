@@ -35,6 +35,8 @@ struct Options {
   std::string logit_scale = "raw";
   bool no_augment = false;
   bool gradient_checkpointing = false;
+  bool bf16 = false;
+  std::string dist_backend = "auto";  // auto | gloo | nccl
   bool sentence_truncation = false;
   long save_steps = 1000;
   int save_total_limit = 1;

@@ -18,6 +18,7 @@
 #include "hse/train/clip_data.h"
 #include "hse/train/distributed.h"
 #include "hse/train/optim.h"
+#include "hse/train/autocast.h"
 #include "hse/train/run_state.h"
 #include "hse/train/trainer_state.h"
 
@@ -62,6 +63,13 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("raw")
       ->check(CLI::IsMember({"raw", "exp"}));
   app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
+  app.add_option("--dist-backend", o.dist_backend,
+                 "c10d backend for multi-process runs: auto (nccl on CUDA, gloo on CPU), gloo or nccl")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  app.add_flag("--bf16", o.bf16,
+               "bf16 autocast for the forward passes (matmuls in bfloat16, parameters and optimiser in float32), "
+               "as HSENet's GPU training; accepted on CPU too");
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
                "memory, one more forward per step)");
@@ -139,16 +147,20 @@ std::vector<std::pair<std::string, double>> validate(model::Clip& m, const train
 int run(const Options& o, cli::Io&) {
   const int threads = cli::resolve_threads(o.common.threads);
   torch::set_num_threads(threads);
-  const int gpu = cli::parse_device(o.common.device);
+  const auto env = train::dist_env();
+  int gpu = cli::parse_device(o.common.device);
   if (gpu >= 0 && !torch::cuda::is_available())
     throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
+  // One GPU per process: a plain "cuda" means this process's LOCAL_RANK (torchrun/Slurm).
+  if (gpu >= 0 && o.common.device == "cuda" && env.world_size > 1) gpu = env.local_rank;
   const torch::Device dev = gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
 
-  const auto env = train::dist_env();
-  auto dist = train::Distributed::init(env);
+  const std::string backend = o.dist_backend == "auto" ? (gpu >= 0 ? "nccl" : "gloo") : o.dist_backend;
+  if (backend == "nccl" && gpu < 0) cli::fail_usage("--dist-backend nccl needs --device cuda");
+  auto dist = train::Distributed::init(env, backend);
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
 
@@ -283,23 +295,30 @@ int run(const Options& o, cli::Io&) {
       auto b = data.batch(items, !o.no_augment, o.common.seed, epoch);
       const auto vols = b.volumes.to(dev);
       const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
-      const auto img = dist->all_gather(m->encode_image(vols, sl));
-      const auto txt = dist->all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)));
-      const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
-      auto cl = model::clip_loss(logits);
-      torch::Tensor loss = cl;
-      if (o.stage == 2) {
-        torch::Tensor i1, t1;
-        {
-          torch::NoGradGuard ng;
-          i1 = dist->all_gather(m->stage1()->encode_image(vols));
-          t1 = dist->all_gather(m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)));
+      torch::Tensor cl, loss;
+      {
+        train::AutocastGuard amp(dev, o.bf16);
+        // Features in float32 for the gather and the logits (autocast's policy for the loss).
+        const auto img = dist->all_gather(m->encode_image(vols, sl).to(torch::kFloat32));
+        const auto txt =
+            dist->all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
+        const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
+        cl = model::clip_loss(logits);
+        loss = cl;
+        if (o.stage == 2) {
+          torch::Tensor i1, t1;
+          {
+            torch::NoGradGuard ng;
+            i1 = dist->all_gather(m->stage1()->encode_image(vols).to(torch::kFloat32));
+            t1 = dist->all_gather(
+                m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
+          }
+          // The frozen stage-1 logits use the stage-2 logit_scale (published code).
+          const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);
+          const auto sa = model::sa_loss(l1, logits);
+          sa_sum += sa.item<double>();
+          loss = cl + w_sa * sa;
         }
-        // The frozen stage-1 logits use the stage-2 logit_scale (published code).
-        const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);
-        const auto sa = model::sa_loss(l1, logits);
-        sa_sum += sa.item<double>();
-        loss = cl + w_sa * sa;
       }
       (loss / o.grad_accum).backward();
       loss_sum += loss.item<double>();

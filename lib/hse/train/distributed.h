@@ -17,8 +17,8 @@ namespace hse::train {
 
 class Distributed {
  public:
-  // backend: "gloo" (CPU and CUDA tensors). Throws cli::Error (exit 4) when the
-  // rendezvous fails (timeout_s seconds).
+  // backend: "gloo" (CPU and CUDA tensors) or "nccl" (CUDA tensors; LibTorch built with NCCL,
+  // exit 4 otherwise). Throws cli::Error (exit 4) when the rendezvous fails (timeout_s seconds).
   static std::shared_ptr<Distributed> init(const DistEnv& env, const std::string& backend = "gloo",
                                            int timeout_s = 300);
   ~Distributed();

@@ -1,5 +1,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <cstdlib>
 
@@ -19,7 +22,11 @@ std::shared_ptr<Distributed> Distributed::init(const DistEnv& env, const std::st
   d->world_ = env.world_size;
   d->impl_ = std::make_unique<Impl>();
   if (env.world_size == 1) return d;
-  if (backend != "gloo") cli::fail_usage("--dist-backend: '{}' is not supported (gloo)", backend);
+  if (backend != "gloo" && backend != "nccl") cli::fail_usage("--dist-backend: '{}' is not supported (gloo, nccl)", backend);
+#ifndef USE_C10D_NCCL
+  if (backend == "nccl")
+    throw cli::Error(cli::Exit::resource, {}, "--dist-backend nccl: this LibTorch was built without NCCL");
+#endif
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env.master_port);
@@ -28,6 +35,14 @@ std::shared_ptr<Distributed> Distributed::init(const DistEnv& env, const std::st
     so.timeout = std::chrono::seconds(timeout_s);
     so.useLibUV = false;
     d->impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+#ifdef USE_C10D_NCCL
+    if (backend == "nccl") {
+      auto nopts = c10d::ProcessGroupNCCL::Options::create();
+      nopts->timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s) * 1000);
+      d->impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(d->impl_->store, env.rank, env.world_size, nopts);
+      return d;
+    }
+#endif
     auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(timeout_s));
     // Each rank binds its own interface: GLOO_SOCKET_IFNAME as PyTorch reads it, loopback for a
     // single-host run, else the address this host's name resolves to.
