@@ -4,6 +4,7 @@
 // bench/bench_pretrain_step.py drives it against the same step in PyTorch-Python.
 //
 //   bench_pretrain_step --model CLIP_DIR --data batch.safetensors [--warmup 1] [--steps 3] [--threads 2]
+//                       [--gradient-checkpointing]
 //
 // --data holds volumes F32 [B,1,D,H,W], input_ids I64 [B,L], attention_mask I64 [B,L]; the same
 // batch is used for every step. With --lockstep each step waits for a line on stdin, so that a
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   std::string model_dir, data;
   int warmup = 1, steps = 3, threads = 2;
   double lr = 1e-4, wd = 0.1, max_norm = 1.0;
-  bool lockstep = false;
+  bool lockstep = false, checkpointing = false;
   app.add_option("--model", model_dir, "CLIP checkpoint directory (config.json + model.safetensors)")->required();
   app.add_option("--data", data, "safetensors: volumes, input_ids, attention_mask")->required();
   app.add_option("--warmup", warmup, "untimed steps first")->default_val(1);
@@ -86,11 +87,14 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", wd, "AdamW weight decay")->default_val(0.1);
   app.add_option("--max-grad-norm", max_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
   app.add_flag("--lockstep", lockstep, "wait for a line on stdin before each step (stop at end of input)");
+  app.add_flag("--gradient-checkpointing", checkpointing, "recompute ViT blocks and BERT layers in backward");
   CLI11_PARSE(app, argc, argv);
 
   at::set_num_threads(threads);
   hse::model::Clip m = hse::model::load_clip(model_dir);
   m->train();
+  m->vision_encoder->gradient_checkpointing = checkpointing;
+  m->language_encoder->gradient_checkpointing = checkpointing;
   const hse::io::SafeTensors st(data);
   const auto vols = load(st, "volumes", hse::io::Dtype::F32, torch::kFloat32);
   const auto ids = load(st, "input_ids", hse::io::Dtype::I64, torch::kInt64);

@@ -12,7 +12,8 @@ see the same batch (random volumes in [0,1], random token ids with [CLS]/[SEP] a
 One step = zero_grad, forward of both towers, InfoNCE, backward, global-norm clipping (1.0),
 AdamW (lr 1e-4 constant, wd 0.1 except biases and norms, betas 0.9/0.999, eps 1e-8), as
 hse-pretrain and HSENet's HF Trainer (adamw_torch) run it, in fp32 on the CPU. BERT dropout is 0 on
-both sides (hse's BERT has no dropout), so the losses of every step can be compared. Each side
+both sides (set in the config; bert-base trains with 0.1), so the losses of every step can be
+compared. --sides hse hse_ckpt compares hse with and without --gradient-checkpointing instead. Each side
 runs in its own process (hse: bin/bench_pretrain_step; Python: this script as a worker) with
 the same intra-op threads; warm-up steps are untimed, then the median of --steps steps (wall
 time, and the process's CPU time over the step, less sensitive to other load on a shared
@@ -312,7 +313,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--py-sdpa", action="store_true", help="also time Python with MONAI's SDPA attention "
                     "(MONAI >= 1.4's use_flash_attention; HSENet's MONAI 1.3 has none)")
-    ap.add_argument("--sides", nargs="+", choices=["hse", "python", "python_sdpa"],
+    ap.add_argument("--sides", nargs="+", choices=["hse", "python", "python_sdpa", "hse_ckpt"],
                     help="what to time (default: hse python, and python_sdpa with --py-sdpa); hse is always one")
     ap.add_argument("--lockstep", action="store_true", help="run the sides at once, stepping in turn (more "
                     "robust to a shared machine's load; needs the memory of all sides: at batch 3 the Python "
@@ -366,7 +367,8 @@ def main():
             make_batch(data, b, a.text_len, a.seed, size)
             py = me + ["--worker", "train", "--model", model, "--data", data] + common
             every = {"hse": [step_exe, "--model", model, "--data", data] + common, "python": py,
-                     "python_sdpa": py + ["--sdpa"]}
+                     "python_sdpa": py + ["--sdpa"],
+                     "hse_ckpt": [step_exe, "--model", model, "--data", data, "--gradient-checkpointing"] + common}
             sides = {k: every[k] for k in (a.sides or ["hse", "python"] + (["python_sdpa"] if a.py_sdpa else []))}
             res = {k: {"steps": [], "rss": 0} for k in sides}
             for r in range(a.rounds):

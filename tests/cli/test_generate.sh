@@ -163,6 +163,32 @@ err=$("$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/
 [ $rc = 2 ] && [[ "$err" == *"tile the grid"* || "$err" == *"larger than the grid"* ]] && ok "--packer-window that does not tile: exit 2" \
   || bad "--packer-window 1,3,3 (rc $rc): $err"
 
+# Data parallel (2 processes, Gloo on localhost, torchrun's variables) equals 1 process on the
+# combined batch: no dropout, no augmentation, one prompt and truncated answers, so every item
+# counts the same number of answer tokens and the per-process loss means average to the global one.
+echo "Describe the scan." > "$T/one_prompt.txt"
+DDP=("${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full
+  --prompts "$T/one_prompt.txt" --max-length 40 --packer-dropout 0 --no-augment --max-steps 3 --save-steps 0 -q)
+"$FT" "${DDP[@]}" --batch-size 4 -o "$T/ddp1" || bad "1-process run"
+PORT=$((29900 + RANDOM % 90))
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT timeout 300 \
+    "$FT" "${DDP[@]}" --batch-size 2 -o "$T/ddp2" > "$T/ddp_r$r.log" 2>&1 &
+done
+wait %1; rc0=$?
+wait %2; rc1=$?
+if [ $rc0 = 0 ] && [ $rc1 = 0 ] && $PY - "$T/ddp1" "$T/ddp2" <<'PYEOF'; then ok "finetune: 2 processes = 1 process on the combined batch"; else bad "finetune DDP (ranks $rc0 $rc1)"; cat "$T"/ddp_r*.log; fi
+import sys, os
+from safetensors.numpy import load_file
+worst = 0.0
+for f in ("adapter.safetensors", "llm/model.safetensors"):
+    a, b = load_file(os.path.join(sys.argv[1], f)), load_file(os.path.join(sys.argv[2], f))
+    assert sorted(a) == sorted(b)
+    worst = max([worst] + [float(abs(a[k] - b[k]).max()) for k in a])
+print(f"     max |1 process - 2 processes| = {worst:.2e}")
+assert worst <= 1e-5, worst
+PYEOF
+
 # Bad input.
 expect() {  # name, expected exit code, pattern in stderr, command...
   local name=$1 code=$2 pat=$3

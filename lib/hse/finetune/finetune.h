@@ -42,6 +42,8 @@ struct Options {
   long log_steps = 10;
   std::string metrics;
   bool resume = false;
+  double packer_dropout = 0.1;
+  std::string dist_backend = "auto";
 };
 
 void declare(CLI::App& app, Options& o);

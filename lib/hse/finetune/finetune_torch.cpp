@@ -18,6 +18,8 @@
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 #include "hse/train/optim.h"
+#include "hse/train/dist_env.h"
+#include "hse/train/distributed.h"
 #include "hse/train/run_state.h"
 #include "hse/train/trainer_state.h"
 
@@ -86,6 +88,9 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
   app.add_option("--metrics", o.metrics, "append step metrics here (TSV: step epoch loss lr grad_norm step_s samples_per_s)");
   app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
+  app.add_option("--packer-dropout", o.packer_dropout, "dropout in the packers (training only; HSENet 0.1)")
+      ->default_val(0.1);
+  train::add_dist_backend_option(app, o.dist_backend);
 }
 
 namespace {
@@ -124,12 +129,16 @@ int run(const Options& oin, cli::Io&) {
   if (vqa ? o.questions.empty() : o.reports.empty())
     cli::fail_usage(vqa ? "--task vqa needs --questions (RadGenome location CSV)" : "--task mrg needs --reports");
   torch::set_num_threads(cli::resolve_threads(o.common.threads));
-  const auto dev = vlmio::parse_device(o.common.device);
+  // Data parallel over processes (torchrun/Slurm variables), one GPU each with --device cuda.
+  const auto env = train::dist_env();
+  const int gpu = train::process_gpu(o.common.device, cli::parse_device(o.common.device), env);
+  const auto dev = vlmio::parse_device(gpu >= 0 ? fmt::format("cuda:{}", gpu) : o.common.device);
+  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
   const fs::path out(o.common.output);
   const std::string ck_prev = train::latest_checkpoint(o.common.output);
-  if (!o.resume && !ck_prev.empty())
+  if (!o.resume && !ck_prev.empty() && dist->is_main())
     throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
                      "--resume continues it; choose another -o to start afresh");
 
@@ -173,14 +182,16 @@ int run(const Options& oin, cli::Io&) {
     texts.emplace_back(vlmio::kMrgEvalPrompt);
     tok = std::make_unique<text::BpeTokenizer>(
         text::BpeTokenizer::train(texts, o.train_tokenizer, "", {"<|endoftext|>", "<im_patch>"}));
-    tok->save(tok_out);
-    cli::info("trained a BPE tokenizer of {} tokens: {}", tok->vocab_size(), tok_out);
+    if (dist->is_main()) {  // every rank trains the same tokenizer (deterministic); one writes it
+      tok->save(tok_out);
+      cli::info("trained a BPE tokenizer of {} tokens: {}", tok->vocab_size(), tok_out);
+    }
   } else {
     const std::string p = !o.tokenizer.empty() ? o.tokenizer : (fs::path(o.llm) / "tokenizer.json").string();
     if (!fs::exists(p)) cli::fail_input(p, "no such tokenizer (give --tokenizer tokenizer.json)");
     tok = std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_file(p));
     if (!tok->token_to_id("<im_patch>")) added = tok->add_special_tokens({"<im_patch>", "<bx_start>", "<bx_end>", "[SEG]"});
-    tok->save(tok_out);
+    if (dist->is_main()) tok->save(tok_out);
   }
   const auto eot = tok->token_to_id("<|endoftext|>");
   const auto imp = tok->token_to_id("<im_patch>");
@@ -207,6 +218,7 @@ int run(const Options& oin, cli::Io&) {
   const auto* cc = vision.clip_config();
   const auto grid = cc->vision.grid();
   model::PackerConfig pk = model::PackerConfig::from_json({{"kind", o.packer}}, "--packer");
+  pk.dropout = o.packer_dropout;
   pk.in_dim = cc->vision.hidden;
   pk.out_dim = llm->config.hidden_size;
   if (!o.packer_window.empty()) {
@@ -261,8 +273,11 @@ int run(const Options& oin, cli::Io&) {
               vlm->llm->config.max_position_embeddings);
 
   const std::size_t B = static_cast<std::size_t>(o.batch_size);
-  const long batches_per_epoch = static_cast<long>(data.size() / B);
-  if (batches_per_epoch < 1) cli::fail_input(o.volumes.front(), "{} training items are fewer than one batch ({})", data.size(), B);
+  const std::size_t world = static_cast<std::size_t>(dist->world());
+  const long batches_per_epoch = static_cast<long>(data.size() / (B * world));
+  if (batches_per_epoch < 1)
+    cli::fail_input(o.volumes.front(), "{} training items are fewer than one global batch ({} x {} processes)",
+                    data.size(), B, world);
   const long steps_per_epoch = std::max(1L, batches_per_epoch / o.grad_accum);
   const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
@@ -284,9 +299,10 @@ int run(const Options& oin, cli::Io&) {
       cli::info("resumed from {} at step {}", ck_prev, step);
     }
   }
+  dist->broadcast(params);  // every rank starts from rank 0's weights
 
-  train::MetricsTsv metrics(o.metrics, {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"},
-                            o.resume);
+  train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
+                            {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume);
   auto write_model = [&](const std::string& dir) {
     vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
     model::save_vlm_adapter(*vlm, dir);
@@ -294,6 +310,7 @@ int run(const Options& oin, cli::Io&) {
     fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
   };
   auto save = [&](bool final) {
+    if (!dist->is_main()) return;
     const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
     train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
       write_model(tmp);
@@ -313,7 +330,8 @@ int run(const Options& oin, cli::Io&) {
   cli::info("{}: {} items, batch {}, {} steps ({} per epoch), warm-up {}, {} image tokens, {} trainable tensors",
             o.task, data.size(), o.batch_size, total_steps, steps_per_epoch, warmup, n_img, trainable.size());
   vlm->train();
-  cli::Progress progress("finetune", static_cast<std::size_t>(total_steps), o.common.progress);
+  cli::Progress progress("finetune", static_cast<std::size_t>(total_steps),
+                         dist->is_main() ? o.common.progress : cli::ProgressMode::never);
   progress.tick(static_cast<std::size_t>(step));
   while (step < total_steps) {
     const long epoch = step / steps_per_epoch;
@@ -327,7 +345,8 @@ int run(const Options& oin, cli::Io&) {
       std::vector<std::size_t> vols;
       std::vector<model::VlmExample> ex;
       for (std::size_t k = 0; k < B; ++k) {
-        const std::size_t item = order[(gb * B + k) % data.size()];
+        const std::size_t item =
+            order[(gb * B * world + static_cast<std::size_t>(dist->rank()) * B + k) % data.size()];
         const auto& e = data[item];
         std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
         const auto& t = templates[rng() % templates.size()];
@@ -343,26 +362,31 @@ int run(const Options& oin, cli::Io&) {
       (loss / o.grad_accum).backward();
       loss_sum += loss.item<double>();
     }
+    dist->average_gradients(params);
     const double gn = train::clip_grad_norm(params, o.max_grad_norm);
     const double lr = o.lr * train::cosine_with_warmup(step, total_steps, warmup);
     opt.step(lr);
     ++step;
     progress.tick();
-    const double loss = loss_sum / o.grad_accum;
+    auto loss_t = torch::tensor(loss_sum / o.grad_accum / static_cast<double>(world), torch::kFloat64);
+    dist->all_reduce_sum(loss_t);  // the mean over processes, for the log
+    const double loss = loss_t.item<double>();
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
     metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch, loss, lr, gn, step_s,
-                             static_cast<double>(B) * o.grad_accum / step_s));
-    if (o.log_steps > 0 && step % o.log_steps == 0)
+                             static_cast<double>(B * world) * o.grad_accum / step_s));
+    if (o.log_steps > 0 && step % o.log_steps == 0 && dist->is_main())
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
     if (train::stop_requested()) {
       cli::info("stop requested (signal): saving at step {}", step);
       save(false);
+      dist->barrier();
       return 0;
     }
     if (o.save_steps > 0 && step % o.save_steps == 0 && step < total_steps) save(false);
   }
   progress.finish();
   save(true);
+  dist->barrier();
   return 0;
 }
 

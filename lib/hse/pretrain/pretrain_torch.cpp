@@ -63,10 +63,7 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("raw")
       ->check(CLI::IsMember({"raw", "exp"}));
   app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
-  app.add_option("--dist-backend", o.dist_backend,
-                 "c10d backend for multi-process runs: auto (nccl on CUDA, gloo on CPU), gloo or nccl")
-      ->default_val("auto")
-      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  train::add_dist_backend_option(app, o.dist_backend);
   app.add_flag("--bf16", o.bf16,
                "bf16 autocast for the forward passes (matmuls in bfloat16, parameters and optimiser in float32), "
                "as HSENet's GPU training; accepted on CPU too");
@@ -151,16 +148,13 @@ int run(const Options& o, cli::Io&) {
   int gpu = cli::parse_device(o.common.device);
   if (gpu >= 0 && !torch::cuda::is_available())
     throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
-  // One GPU per process: a plain "cuda" means this process's LOCAL_RANK (torchrun/Slurm).
-  if (gpu >= 0 && o.common.device == "cuda" && env.world_size > 1) gpu = env.local_rank;
+  gpu = train::process_gpu(o.common.device, gpu, env);
   const torch::Device dev = gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
 
-  const std::string backend = o.dist_backend == "auto" ? (gpu >= 0 ? "nccl" : "gloo") : o.dist_backend;
-  if (backend == "nccl" && gpu < 0) cli::fail_usage("--dist-backend nccl needs --device cuda");
-  auto dist = train::Distributed::init(env, backend);
+  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
 

@@ -13,7 +13,18 @@
 
 #include "hse/train/dist_env.h"
 
+namespace CLI {
+class App;
+}
+
 namespace hse::train {
+
+// --dist-backend (hse-pretrain, hse-finetune): auto | gloo | nccl.
+void add_dist_backend_option(CLI::App& app, std::string& backend);
+// The backend to use: auto -> nccl on a GPU, gloo on CPU; nccl without a GPU is a usage error.
+std::string resolve_backend(const std::string& option, bool gpu);
+// One GPU per process: a plain "cuda" device in a multi-process run means GPU LOCAL_RANK.
+int process_gpu(const std::string& device_option, int parsed_gpu, const DistEnv& env);
 
 class Distributed {
  public:

@@ -6,10 +6,29 @@
 
 #include <cstdlib>
 
+#include <CLI/CLI.hpp>
+
 #include "hse/cli/cli.h"
 #include "hse/train/distributed.h"
 
 namespace hse::train {
+
+void add_dist_backend_option(CLI::App& app, std::string& backend) {
+  app.add_option("--dist-backend", backend,
+                 "c10d backend for multi-process runs: auto (nccl on CUDA, gloo on CPU), gloo or nccl")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+}
+
+std::string resolve_backend(const std::string& option, bool gpu) {
+  const std::string b = option == "auto" ? (gpu ? "nccl" : "gloo") : option;
+  if (b == "nccl" && !gpu) cli::fail_usage("--dist-backend nccl needs --device cuda");
+  return b;
+}
+
+int process_gpu(const std::string& device_option, int parsed_gpu, const DistEnv& env) {
+  return parsed_gpu >= 0 && device_option == "cuda" && env.world_size > 1 ? env.local_rank : parsed_gpu;
+}
 
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
