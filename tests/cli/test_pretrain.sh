@@ -15,6 +15,17 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+same_weights() {  # a.safetensors b.safetensors tolerance: the same tensors within tolerance (absolute)
+  $PY - "$@" <<'PYEOF'
+import sys
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert sorted(a) == sorted(b)
+worst = max(float(abs(a[k] - b[k]).max()) for k in a)
+print(f"     max |difference| = {worst:.2e} (tolerance {sys.argv[3]})")
+assert worst <= float(sys.argv[3])
+PYEOF
+}
 "$BIN/hse-synth" -o "$T/s" --size tiny --n-train 12 --n-valid 2 --seed 4 -q || exit 1
 D="$T/s/dataset"
 "$BIN/hse-preprocess" -q --size 8,32,32 -o "$T/tr.h5" --root "$D" --metadata "$D/metadata/train_metadata.csv" || exit 1
@@ -51,25 +62,13 @@ rc=$?
 steps=$(ls -d "$T"/b/checkpoint-* 2>/dev/null | head -1)
 if [ $rc = 0 ] && [ -n "$steps" ]; then ok "SIGTERM saves ($(basename "$steps")) and exits 0"; else bad "SIGTERM (rc $rc)"; fi
 "$P" "${COMMON[@]}" "${REP[@]}" -o "$T/b" --metrics "$T/b.tsv" --resume && ok "--resume completes" || bad "--resume"
-if $PY - "$T/a/model.safetensors" "$T/b/model.safetensors" <<'PYEOF'; then ok "resumed run equals the uninterrupted one"; else bad "resume equality"; fi
-import sys
-from safetensors.numpy import load_file
-a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
-worst = max(float(abs(a[k] - b[k]).max()) for k in a)
-print(f"     max |uninterrupted - resumed| = {worst:.2e}")
-assert worst <= 1e-6
-PYEOF
+same_weights "$T/a/model.safetensors" "$T/b/model.safetensors" 1e-6 && ok "resumed run equals the uninterrupted one" \
+  || bad "resume equality"
 
 # Activation checkpointing: the same weights as the uninterrupted run a.
 "$P" "${COMMON[@]}" "${REP[@]}" --gradient-checkpointing -o "$T/gc" || bad "--gradient-checkpointing run"
-if $PY - "$T/a/model.safetensors" "$T/gc/model.safetensors" <<'PYEOF'; then ok "--gradient-checkpointing: same weights"; else bad "--gradient-checkpointing"; fi
-import sys
-from safetensors.numpy import load_file
-a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
-worst = max(float(abs(a[k] - b[k]).max()) for k in a)
-print(f"     max |plain - checkpointed| = {worst:.2e}")
-assert worst <= 1e-5
-PYEOF
+same_weights "$T/a/model.safetensors" "$T/gc/model.safetensors" 1e-5 && ok "--gradient-checkpointing: same weights" \
+  || bad "--gradient-checkpointing"
 
 # bf16 autocast (CPU here): trains with finite losses close to the float32 run's.
 "$P" "${COMMON[@]}" "${REP[@]}" --bf16 -o "$T/bf" --metrics "$T/bf.tsv" || bad "--bf16 run"
