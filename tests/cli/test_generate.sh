@@ -221,6 +221,17 @@ expect "finetune without an LLM" 2 "llm" \
   "$FT" "${VIS[@]}" --reports "$REP" -o "$T/x"
 expect "bad --dtype" 2 "dtype" \
   "$GEN" "${VIS[@]}" --model "$T/mrg" --dtype fp8 --max-new-tokens 2
+cp -r "$T/mrg" "$T/norec"
+$PY - "$T/norec/hse_vlm.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["inputs"]
+json.dump(c, open(sys.argv[1], "w"))
+PYEOF
+expect "CT files with an adapter that recorded no inputs" 3 "inputs record is missing" \
+  "$GEN" --model "$T/norec" --clip "$T/c2" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 2 "$one"
+expect "CT files and --volumes together" 2 "replace --volumes" \
+  "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 2 "$one"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
