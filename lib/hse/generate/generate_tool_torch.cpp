@@ -120,9 +120,7 @@ int run(const Options& o, cli::Io& io) {
   // in-process with the recipes the adapter recorded at training time.
   vlmio::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
   const bool from_ct = !o.ct.inputs.empty() || !o.ct.root.empty();
-  std::string inputs_record;
-  if (fs::is_directory(adapter) && fs::exists(fs::path(adapter) / model::kVlmConfigFile))
-    inputs_record = model::VlmConfig::from_file(adapter).inputs;
+  const std::string& inputs_record = vlm->config.inputs;  // hse_vlm.json's, as load_vlm read it
   if (vo.clip.empty() && vo.tokens1.empty() && !inputs_record.empty()) {
     const auto rec = nlohmann::json::parse(inputs_record);
     if (rec.contains("clip") && rec["clip"].is_string()) vo.clip = rec["clip"].get<std::string>();

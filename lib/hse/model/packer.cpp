@@ -163,37 +163,15 @@ torch::Tensor packer_attention_reference(const torch::Tensor& q_in, const torch:
   TORCH_CHECK(q_in.dim() == 3 && k_in.dim() == 4 && v_in.sizes() == k_in.sizes() && k_in.size(0) == q_in.size(0) &&
                   k_in.size(1) == q_in.size(1) && k_in.size(3) == q_in.size(2),
               "packer_attention_reference: q [B,Q,C], k and v [B,Q,K,C]");
-  const auto q = q_in.to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto k = k_in.to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto v = v_in.to(torch::kCPU, torch::kFloat64).contiguous();
-  const std::int64_t B = q.size(0), Q = q.size(1), C = q.size(2), K = k.size(2);
-  auto out = torch::zeros({B, Q, C}, torch::kFloat64);
-  auto qa = q.accessor<double, 3>();
-  auto ka = k.accessor<double, 4>();
-  auto va = v.accessor<double, 4>();
-  auto oa = out.accessor<double, 3>();
-  const double scale = 1.0 / std::sqrt(static_cast<double>(C));
-  std::vector<double> s(static_cast<std::size_t>(K));
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t i = 0; i < Q; ++i) {
-      double mx = -INFINITY;
-      for (std::int64_t j = 0; j < K; ++j) {
-        double dot = 0;
-        for (std::int64_t c = 0; c < C; ++c) dot += qa[b][i][c] * ka[b][i][j][c];
-        s[j] = dot * scale;
-        mx = std::max(mx, s[j]);
-      }
-      double sum = 0;
-      for (std::int64_t j = 0; j < K; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      for (std::int64_t j = 0; j < K; ++j) {
-        const double w = s[j] / sum;
-        for (std::int64_t c = 0; c < C; ++c) oa[b][i][c] += w * va[b][i][j][c];
-      }
-    }
-  return out.to(torch::kFloat32);
+  // kernels/packer_attention_ref.cpp: plain loops with double accumulation (the CUDA kernel's
+  // reference). float32 inputs lose nothing for fp16/bf16 callers.
+  const auto q = q_in.to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto k = k_in.to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto v = v_in.to(torch::kCPU, torch::kFloat32).contiguous();
+  auto out = torch::empty_like(q);
+  kernels::packer_attention_ref(kernels::DType::f32, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                                q.size(0), q.size(1), k.size(2), q.size(2));
+  return out;
 }
 
 // ------------------------------------------------------------------ modules
@@ -416,7 +394,8 @@ torch::Tensor SpatialPackerImpl::forward(const torch::Tensor& x_in) {
     case PackerKind::anatomy: {
       auto& ra = *resolution_attention;
       auto q = ra.Wq(pooled(x));
-      auto o = ra.output_linear(competitive_window_attention(q, ra.Wk(x), ra.Wv(x), candidates()));
+      if (!cand_.defined() || cand_.device() != x.device()) cand_ = candidates().to(x.device());  // once per device
+      auto o = ra.output_linear(competitive_window_attention(q, ra.Wk(x), ra.Wv(x), cand_));
       if (ra.is_training() && ra.dropout_p > 0) o = torch::dropout(o, ra.dropout_p, true);
       y = ra.norm(q + o);
       break;

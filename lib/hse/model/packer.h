@@ -126,8 +126,8 @@ struct PackerConfig {
 torch::Tensor packer_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                double dropout = 0.0, bool training = false);
 
-// The same core (no dropout) in plain loops over float64 accumulators, CPU, any float input:
-// the CPU reference for a CUDA kernel. Returns float32 [B,Q,C].
+// The same core (no dropout) through the CUDA kernel's CPU reference (kernels/packer_attention.h:
+// plain loops, float64 accumulation; inputs cast to float32, K <= 64). Returns float32 [B,Q,C].
 torch::Tensor packer_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
 // resolution_attention_v3: Wq, Wk, Wv, output_linear (Linear(C->C)), dropout, norm (LayerNorm C).
@@ -226,6 +226,9 @@ class SpatialPackerImpl : public torch::nn::Module {
   torch::Tensor query_tokens;                         // qformer: [1, num_queries, in_dim]
   QFormer qformer{nullptr};                           // qformer
   torch::nn::Sequential proj_mpls{nullptr};           // 0: Linear, 1: GELU, 2: Linear
+
+ private:
+  torch::Tensor cand_;  // anatomy: candidates() on the input's device, made on first use
 };
 TORCH_MODULE(SpatialPacker);
 

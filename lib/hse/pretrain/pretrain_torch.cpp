@@ -88,16 +88,6 @@ void declare(CLI::App& app, Options& o) {
 
 namespace {
 
-bool no_decay(const std::string& name) {
-  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) return true;
-  const auto dot = name.rfind('.');
-  const std::string module = name.substr(0, dot == std::string::npos ? 0 : dot);
-  const auto last = module.substr(module.rfind('.') == std::string::npos ? 0 : module.rfind('.') + 1);
-  std::string lower;
-  for (char c : last) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find("norm") != std::string::npos;
-}
-
 std::string vocab_for(const Options& o) {
   if (!o.vocab.empty()) return o.vocab;
   if (!o.text_model.empty() && fs::is_directory(o.text_model)) return (fs::path(o.text_model) / "vocab.txt").string();
@@ -231,7 +221,7 @@ int run(const Options& o, cli::Io&) {
   std::vector<std::string> nd;
   const auto trainable = m->trainable();
   for (const auto& [name, p] : trainable)
-    if (no_decay(name)) nd.push_back(name);
+    if (train::no_weight_decay(name)) nd.push_back(name);
   train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay}, nd);
   std::vector<torch::Tensor> params = opt.tensors();
 
@@ -336,13 +326,7 @@ int run(const Options& o, cli::Io&) {
       for (const auto& [k, v] : validate(m, *val, o.eval_items, o.batch_size, dev)) line += fmt::format(" {} {:.3f}", k, v);
       cli::info("step {} validation:{}", step, line);
     }
-    if (train::stop_requested()) {
-      cli::info("stop requested (signal): saving at step {}", step);
-      save(false);
-      dist->barrier();
-      return 0;
-    }
-    if (o.save_steps > 0 && step % o.save_steps == 0 && step < total_steps) save(false);
+    if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;
   }
   progress.finish();
   save(true);

@@ -19,6 +19,10 @@ struct AdamWOptions {
   double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.1;
 };
 
+// HF Trainer's rule, as HSENet trains (and hse-pretrain): no weight decay on biases and on the
+// parameters of modules whose name contains "norm" (LayerNorm, norm1, ...).
+bool no_weight_decay(const std::string& name);
+
 class AdamW {
  public:
   // `params`: name -> parameter; `no_decay` names get weight decay 0.

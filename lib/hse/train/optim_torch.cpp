@@ -1,3 +1,4 @@
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -6,6 +7,16 @@
 #include "hse/train/optim.h"
 
 namespace hse::train {
+
+bool no_weight_decay(const std::string& name) {
+  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) return true;
+  const auto dot = name.rfind('.');
+  const std::string module = name.substr(0, dot == std::string::npos ? 0 : dot);
+  const auto last = module.substr(module.rfind('.') == std::string::npos ? 0 : module.rfind('.') + 1);
+  std::string lower;
+  for (char c : last) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("norm") != std::string::npos;
+}
 
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions opt,
              const std::vector<std::string>& no_decay)

@@ -91,6 +91,18 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epo
   return v;
 }
 
+bool end_of_step(long step, long total_steps, long save_steps, const std::function<void(bool)>& save,
+                 const std::function<void()>& barrier) {
+  if (stop_requested()) {
+    cli::info("stop requested (signal): saving at step {}", step);
+    save(false);
+    barrier();
+    return true;
+  }
+  if (save_steps > 0 && step % save_steps == 0 && step < total_steps) save(false);
+  return false;
+}
+
 struct MetricsTsv::File {
   std::ofstream out;
   std::string path;

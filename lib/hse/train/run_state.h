@@ -31,6 +31,13 @@ void request_stop();  // for tests
 // The order of n items in `epoch` (a deterministic shuffle from seed and epoch).
 std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epoch, bool shuffle = true);
 
+// The end of every optimiser step of the trainers: on a stop request (SIGTERM/SIGINT) it saves a
+// checkpoint (save(false)), waits at `barrier` for the other processes and returns true (the
+// caller then exits 0); otherwise it saves every `save_steps` steps before the last one (the
+// caller's final save covers that) and returns false.
+bool end_of_step(long step, long total_steps, long save_steps, const std::function<void(bool)>& save,
+                 const std::function<void()>& barrier);
+
 // The --metrics TSV of the trainers: a header line, then one flushed line per optimiser
 // step. With `append` (a resumed run) the lines go on after the existing ones and the
 // header is written only when the file is new or empty. An empty path writes nothing.
