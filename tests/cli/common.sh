@@ -14,3 +14,12 @@ print(f"     max |difference| = {worst:.2e} (tolerance {sys.argv[3]})")
 assert worst <= float(sys.argv[3])
 PYEOF
 }
+term_after() {  # pid file lines: SIGTERM the run once `file` has that many lines (60 s at most); its exit code
+  local pid=$1 file=$2 lines=$3
+  for _ in $(seq 1 1200); do
+    [ -f "$file" ] && [ "$(wc -l < "$file")" -ge "$lines" ] && break
+    sleep 0.05
+  done
+  kill -TERM "$pid"
+  wait "$pid"
+}

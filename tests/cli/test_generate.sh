@@ -100,13 +100,7 @@ fi
 # SIGTERM: a checkpoint at the next step, exit 0.
 "$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full \
   --max-steps 2000 --save-steps 0 -q -o "$T/sig" --metrics "$T/sig.tsv" &
-pid=$!
-for _ in $(seq 1 1200); do
-  [ -f "$T/sig.tsv" ] && [ "$(wc -l < "$T/sig.tsv")" -ge 3 ] && break
-  sleep 0.05
-done
-kill -TERM $pid
-wait $pid
+term_after $! "$T/sig.tsv" 3
 rc=$?
 ck=$(ls -d "$T"/sig/checkpoint-* 2>/dev/null | head -1)
 if [ $rc = 0 ] && [ -n "$ck" ] && [ -f "$ck/adapter.safetensors" ] && [ -f "$ck/llm/model.safetensors" ]; then

@@ -37,13 +37,7 @@ PYEOF
 
 # Interrupted run: SIGTERM once a few steps are logged, then --resume.
 "$P" "${COMMON[@]}" "${REP[@]}" -o "$T/b" --metrics "$T/b.tsv" &
-pid=$!
-for _ in $(seq 1 600); do
-  [ -f "$T/b.tsv" ] && [ "$(wc -l < "$T/b.tsv")" -ge 8 ] && break
-  sleep 0.05
-done
-kill -TERM $pid
-wait $pid
+term_after $! "$T/b.tsv" 8
 rc=$?
 steps=$(ls -d "$T"/b/checkpoint-* 2>/dev/null | head -1)
 if [ $rc = 0 ] && [ -n "$steps" ]; then ok "SIGTERM saves ($(basename "$steps")) and exits 0"; else bad "SIGTERM (rc $rc)"; fi
