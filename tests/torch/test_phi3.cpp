@@ -166,6 +166,44 @@ TEST_CASE("phi3: config parsing (Phi-4-mini, transformers 5 form) and errors nam
   fs::remove_all(dir);
 }
 
+TEST_CASE("phi3: resid_pdrop and attention_dropout act in training mode only") {
+  auto c = tiny();
+  c.resid_pdrop = 0.1;
+  c.attention_dropout = 0.1;
+  auto m = make(c, 3);
+  const auto ids = torch::randint(3, 90, {2, 9}, torch::kLong);
+  torch::NoGradGuard ng;
+  m->eval();
+  const auto ref = m->forward(ids);
+  DOCTEST_CHECK(torch::equal(ref, m->forward(ids)));  // eval: deterministic
+  m->train();
+  torch::manual_seed(11);
+  const auto a = m->forward(ids);
+  torch::manual_seed(11);
+  const auto b = m->forward(ids);
+  const auto d = m->forward(ids);
+  DOCTEST_CHECK(torch::equal(a, b));   // seeded
+  DOCTEST_CHECK(!torch::equal(a, d));  // stochastic
+  DOCTEST_CHECK(!torch::allclose(a, ref));
+  // Each dropout alone changes the training output; both at 0 equal eval.
+  for (int which = 0; which < 3; ++which) {
+    auto c1 = c;
+    c1.resid_pdrop = which == 0 ? 0.1 : 0.0;
+    c1.attention_dropout = which == 1 ? 0.1 : 0.0;
+    auto m1 = make(c1, 3);
+    m1->train();
+    const bool same = torch::allclose(m1->forward(ids), ref, 1e-6, 1e-6);
+    DOCTEST_CHECK(same == (which == 2));
+  }
+  // The config keeps them, refuses p outside [0, 1).
+  const auto j = c.to_json();
+  DOCTEST_CHECK(j["resid_pdrop"].get<double>() == 0.1);
+  DOCTEST_CHECK(model::Phi3Config::from_json(j, "c.json").attention_dropout == 0.1);
+  auto bad = j;
+  bad["resid_pdrop"] = 1.0;
+  DOCTEST_CHECK_THROWS_AS(model::Phi3Config::from_json(bad, "c.json").validate("c.json"), cli::Error);
+}
+
 TEST_CASE("phi3: key names, shapes, tied and untied heads") {
   auto c = tiny(true);
   auto m = make(c);

@@ -96,6 +96,8 @@ void Phi3Config::validate(const std::string& src) const {
   if (!(rope_theta > 0)) bad(src, "'rope_theta' must be positive");
   if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1))
     bad(src, fmt::format("'partial_rotary_factor' must be in (0, 1], got {}", partial_rotary_factor));
+  for (auto [name, v] : {std::pair<const char*, double>{"attention_dropout", attention_dropout}, {"resid_pdrop", resid_pdrop}})
+    if (!(v >= 0 && v < 1)) bad(src, fmt::format("'{}' must be in [0, 1), got {}", name, v));
   const std::int64_t rd = rotary_dim();
   if (rd < 2 || rd % 2 != 0)
     bad(src, fmt::format("rotary dims int(head_dim {} * partial_rotary_factor {}) = {} must be even and >= 2",
@@ -132,6 +134,8 @@ Phi3Config Phi3Config::from_json(const json& j, const std::string& src) {
   cfg::get_int(kWhat, j, {"max_position_embeddings"}, c.max_position_embeddings, src);
   cfg::get_bool(kWhat, j, "tie_word_embeddings", c.tie_word_embeddings, src);
   cfg::get_int(kWhat, j, {"sliding_window"}, c.sliding_window, src);
+  cfg::get_num(kWhat, j, {"attention_dropout"}, c.attention_dropout, src);
+  cfg::get_num(kWhat, j, {"resid_pdrop"}, c.resid_pdrop, src);
   if (const json* v = cfg::field(j, {"hidden_act"})) {
     if (!v->is_string()) cfg::bad_field(kWhat, src, "hidden_act", *v, "a string");
     c.hidden_act = v->get<std::string>();
@@ -238,8 +242,8 @@ json Phi3Config::to_json() const {
          {"original_max_position_embeddings", original_max_position_embeddings},
          {"tie_word_embeddings", tie_word_embeddings},
          {"hidden_act", hidden_act},
-         {"attention_dropout", 0.0},
-         {"resid_pdrop", 0.0},
+         {"attention_dropout", attention_dropout},
+         {"resid_pdrop", resid_pdrop},
          {"embd_pdrop", 0.0},
          {"use_cache", true}};
   if (head_dim > 0) j["head_dim"] = head_dim;
@@ -382,7 +386,8 @@ Phi3EmbeddingImpl::Phi3EmbeddingImpl(std::int64_t vocab, std::int64_t hidden, co
 torch::Tensor Phi3EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
 
 Phi3AttentionImpl::Phi3AttentionImpl(const Phi3Config& c, std::size_t idx, const torch::TensorOptions& options)
-    : heads(c.num_attention_heads), kv_heads(c.kv_heads()), head_dim(c.head_size()), layer_idx(idx) {
+    : heads(c.num_attention_heads), kv_heads(c.kv_heads()), head_dim(c.head_size()), layer_idx(idx),
+      attention_dropout(c.attention_dropout) {
   const std::int64_t op = heads * head_dim + 2 * kv_heads * head_dim;
   // HF registers o_proj first; the order only affects named_parameters().
   o_proj = register_module("o_proj", Phi3Linear(heads * head_dim, c.hidden_size, options));
@@ -424,7 +429,8 @@ torch::Tensor Phi3AttentionImpl::forward(const torch::Tensor& x, const Phi3Atten
   }
   const bool is_causal = T > 1 && !mask.defined() && ctx.is_causal;
   auto out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-                                              0.0, is_causal, std::pow(static_cast<double>(head_dim), -0.5),
+                                              is_training() ? attention_dropout : 0.0, is_causal,
+                                              std::pow(static_cast<double>(head_dim), -0.5),
                                               enable_gqa);
   out = out.reshape({out.size(0), -1, T, head_dim}).transpose(1, 2).contiguous();
   return o_proj->forward(out.reshape({B, T, -1}));
@@ -440,7 +446,8 @@ torch::Tensor Phi3MLPImpl::forward(const torch::Tensor& x) {
   return down_proj->forward(gu[1] * torch::silu(gu[0]));
 }
 
-Phi3DecoderLayerImpl::Phi3DecoderLayerImpl(const Phi3Config& c, std::size_t idx, const torch::TensorOptions& options) {
+Phi3DecoderLayerImpl::Phi3DecoderLayerImpl(const Phi3Config& c, std::size_t idx, const torch::TensorOptions& options)
+    : resid_pdrop(c.resid_pdrop) {
   self_attn = register_module("self_attn", Phi3Attention(c, idx, options));
   mlp = register_module("mlp", Phi3MLP(c, options));
   input_layernorm = register_module("input_layernorm", Phi3RMSNorm(c.hidden_size, c.rms_norm_eps, options));
@@ -449,8 +456,9 @@ Phi3DecoderLayerImpl::Phi3DecoderLayerImpl(const Phi3Config& c, std::size_t idx,
 }
 
 torch::Tensor Phi3DecoderLayerImpl::forward(const torch::Tensor& x, const Phi3AttentionContext& ctx) {
-  auto h = x + self_attn->forward(input_layernorm->forward(x), ctx);
-  return h + mlp->forward(post_attention_layernorm->forward(h));
+  const double p = is_training() ? resid_pdrop : 0.0;
+  auto h = x + torch::dropout(self_attn->forward(input_layernorm->forward(x), ctx), p, p > 0);
+  return h + torch::dropout(mlp->forward(post_attention_layernorm->forward(h)), p, p > 0);
 }
 
 torch::Tensor phi3_position_ids(const torch::Tensor& attention_mask) {

@@ -18,6 +18,9 @@
 // Numerics, per layer (eval mode: the dropouts are identities):
 //   RMSNorm as Phi3RMSNorm: x32 = x.to(f32); x32 *= rsqrt(mean(x32^2) + eps); weight * x32.to(x.dtype)
 //   x = x + o_proj(attn(input_layernorm(x))); x = x + down(silu(gate) * up)(post_attention_layernorm(x))
+//   In training mode, as transformers' Phi3: dropout resid_pdrop on each residual branch before the
+//   add, and attention_dropout on the attention probabilities (sdpa's dropout_p); embd_pdrop is
+//   read by no module there and is ignored here too.
 //   attention: q,k,v split from qkv_proj, partial RoPE on the first rotary_dim = int(head_dim *
 //   partial_rotary_factor) dims of each head with HF's rotate_half convention (cat(-x2, x1)), the
 //   other dims passed through; torch's scaled_dot_product_attention with scale head_dim^-0.5, called
@@ -89,6 +92,8 @@ struct Phi3Config {
   std::int64_t pad_token_id = 32000;            // -1: null
   std::string hidden_act = "silu";              // only "silu"
   std::int64_t sliding_window = 0;              // 0: none (null)
+  double attention_dropout = 0.0;  // on the attention probabilities, training only (Phi-4-mini: 0)
+  double resid_pdrop = 0.0;        // on both residual branches, training only (Phi-4-mini: 0)
 
   std::int64_t kv_heads() const { return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads; }
   std::int64_t head_size() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
@@ -205,6 +210,7 @@ class Phi3AttentionImpl : public torch::nn::Module {
   Phi3Linear qkv_proj{nullptr}, o_proj{nullptr};
   std::int64_t heads, kv_heads, head_dim;
   std::size_t layer_idx;
+  double attention_dropout = 0.0;
 };
 TORCH_MODULE(Phi3Attention);
 
@@ -223,6 +229,7 @@ class Phi3DecoderLayerImpl : public torch::nn::Module {
   Phi3RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Phi3Attention self_attn{nullptr};
   Phi3MLP mlp{nullptr};
+  double resid_pdrop = 0.0;
 };
 TORCH_MODULE(Phi3DecoderLayer);
 
