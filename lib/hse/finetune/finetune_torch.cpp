@@ -303,27 +303,22 @@ int run(const Options& oin, cli::Io&) {
 
   train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
                             {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume);
-  auto write_model = [&](const std::string& dir) {
+  auto write_model = [&](const std::string& dir, bool copy_tokenizer) {
     vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
     model::save_vlm_adapter(*vlm, dir);
     if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());
-    fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    if (copy_tokenizer)
+      fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
   };
   auto save = [&](bool final) {
     if (!dist->is_main()) return;
     const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
     train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
-      write_model(tmp);
+      write_model(tmp, true);
       train::save_trainer_state(opt, tmp);
     });
     train::prune_checkpoints(o.common.output, o.save_total_limit);
-    if (final) {
-      const fs::path t = out / "tokenizer.json";
-      vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
-      model::save_vlm_adapter(*vlm, o.common.output);
-      if (save_llm) model::save_phi3(vlm->llm, (out / "llm").string());
-      (void)t;
-    }
+    if (final) write_model(o.common.output, false);  // its tokenizer.json is already there
     cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
   };
 
