@@ -60,6 +60,11 @@ PYEOF
   && ok "generate mrg: one JSONL line per volume" || bad "generate mrg"
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
   && ok "generate mrg: batch 3, beam search" || bad "generate beam"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --num-beams 2 --length-penalty -1 --early-stopping never \
+  > "$T/beam_lp.jsonl" && check_jsonl "$T/beam_lp.jsonl" "$NVOL" mrg && ok "generate mrg: --length-penalty, --early-stopping" \
+  || bad "generate length penalty"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --num-beams 2 --early-stopping maybe > /dev/null 2>&1
+[ $? = 2 ] && ok "--early-stopping maybe: exit 2" || bad "--early-stopping maybe"
 
 # CT files straight in: the adapter recorded the towers and the preprocessing, slicing and slice
 # encoder of its training inputs, and hse-generate replays them in-process.

@@ -16,7 +16,7 @@ Checks (C++ side: $HSE_BIN_DIR/torch_test_phi3 -tc="driver: phi3", see tests/tor
   greedy: 32 new tokens on left-padded batches (one crossing 64 while generating, one prompt > 64
       from the start, one unpadded prompt), with the default stop id and with a stop id HF emits:
       identical tokens to HF generate (sequences[:, L:] cut after the first stop id);
-  beam search num_beams 3 (length_penalty 1; early_stopping False, True and "never"; with a stop id
+  beam search num_beams 3 (length_penalty 1, -1 and 2; early_stopping False, True and "never"; with a stop id
       that ends hypotheses early): identical tokens;
   a second model (default RoPE with partial_rotary_factor 0.5, no GQA, untied lm_head, two stop ids
       from its config): padded-batch logits, greedy and beam tokens as above;
@@ -250,6 +250,14 @@ def body(tmp):
                      "options": {"max_new_tokens": 16, "num_beams": 3, "eos_token_ids": [stop_b],
                                  "early_stopping": es_name, "pad_token_id": PAD}})
         expect[f"beam_early_{es_name}"] = ("tokens", ref, None, None)
+    # Length penalties that favour shorter (-1) and longer (2) hypotheses (hse-generate --length-penalty).
+    for lp_name, lp in (("neg", -1.0), ("two", 2.0)):
+        ref = hf_generate(model, beam_prompts, [stop_b], max_new_tokens=16, do_sample=False, num_beams=3,
+                          length_penalty=lp)
+        jobs.append({"name": f"beam_lp_{lp_name}", "kind": "generate", "model": single, "prompts": beam_prompts,
+                     "options": {"max_new_tokens": 16, "num_beams": 3, "eos_token_ids": [stop_b],
+                                 "length_penalty": lp, "pad_token_id": PAD}})
+        expect[f"beam_lp_{lp_name}"] = ("tokens", ref, None, None)
 
     # ---- a second model: default RoPE (partial 0.5), no GQA, untied lm_head, stop ids [2, 3]
     plain_model, plain = build_model(tmp, plain=True)

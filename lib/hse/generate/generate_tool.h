@@ -25,6 +25,8 @@ struct Options {
   std::string report_column = "Findings_EN";
   long max_new_tokens = -1;  // -1: 512 (mrg) / 74 (vqa)
   int num_beams = 1;
+  double length_penalty = 1.0;
+  std::string early_stopping = "false";
   bool do_sample = false;
   double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
   long top_k = 50;

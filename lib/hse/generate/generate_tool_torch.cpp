@@ -38,6 +38,15 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
   app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
   app.add_option("--num-beams", o.num_beams, "beam search width (1: greedy)")->default_val(1);
+  app.add_option("--length-penalty", o.length_penalty,
+                 "beam search: hypotheses scored sum(logprobs) / length^this (HF length_penalty; < 0 favours "
+                 "shorter reports)")
+      ->default_val(1.0);
+  app.add_option("--early-stopping", o.early_stopping,
+                 "beam search stop rule (HF early_stopping): false (stop when no beam can improve), true (when "
+                 "num-beams hypotheses are finished), never")
+      ->default_val("false")
+      ->check(CLI::IsMember({"false", "true", "never"}));
   app.add_flag("--do-sample", o.do_sample, "sample instead of greedy decoding");
   app.add_option("--temperature", o.temperature, "sampling temperature")->default_val(1.0);
   app.add_option("--top-p", o.top_p, "sampling nucleus")->default_val(1.0);
@@ -196,6 +205,10 @@ int run(const Options& o, cli::Io& io) {
   g.top_k = o.top_k;
   g.seed = o.common.seed;
   g.num_beams = o.num_beams;
+  g.length_penalty = o.length_penalty;
+  g.early_stopping = o.early_stopping == "true"    ? model::EarlyStopping::on
+                     : o.early_stopping == "never" ? model::EarlyStopping::never
+                                                   : model::EarlyStopping::heuristic;
   g.repetition_penalty = o.repetition_penalty;
   g.eos_token_ids = std::vector<std::int64_t>{toks.eos};
   g.pad_token_id = toks.pad;
