@@ -65,6 +65,16 @@ PYEOF
   || bad "generate length penalty"
 "$GEN" "${VIS[@]}" --model "$T/mrg" --num-beams 2 --early-stopping maybe > /dev/null 2>&1
 [ $? = 2 ] && ok "--early-stopping maybe: exit 2" || bad "--early-stopping maybe"
+# Guidance against the image-free prompt: at scale 0 only the text branch speaks, so every volume
+# (same fixed prompt) gets the same report; beams are refused.
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 6 --guidance-scale 0 > "$T/cfg0.jsonl" \
+  && check_jsonl "$T/cfg0.jsonl" "$NVOL" mrg \
+  && [ "$(python3 -c 'import json,sys; print(len({json.loads(l)["prediction"] for l in open(sys.argv[1])}))' "$T/cfg0.jsonl")" = 1 ] \
+  && ok "--guidance-scale 0: the image-free prompt's report for every volume" || bad "guidance scale 0"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 6 --guidance-scale 2 > "$T/cfg2.jsonl" \
+  && check_jsonl "$T/cfg2.jsonl" "$NVOL" mrg && ok "--guidance-scale 2" || bad "guidance scale 2"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --guidance-scale 2 --num-beams 2 > /dev/null 2> "$T/cfg_beam.err"
+[ $? = 2 ] && grep -q "num_beams 1" "$T/cfg_beam.err" && ok "--guidance-scale with beams: exit 2" || bad "guidance + beams"
 
 # CT files straight in: the adapter recorded the towers and the preprocessing, slicing and slice
 # encoder of its training inputs, and hse-generate replays them in-process.

@@ -294,6 +294,33 @@ def body(tmp):
                              "top_p": 0.9, "seed": 99, "eos_token_ids": [EOS], "pad_token_id": PAD}})
     expect["sample"] = ("tokens", ref, None, None)
 
+    # ---- classifier-free guidance (HF guidance_scale + negative_prompt_ids). HF runs the negative
+    # prompt without position ids (positions from the cache) and never re-runs it at the LongRoPE
+    # switch, so the negative prompts here are unpadded and the negative sequences stay under 64.
+    cfg_prompts = random_prompts(rng, [9, 25])
+    neg = random_prompts(rng, [6, 6])
+    neg_t = torch.tensor(neg)
+    for name, kw, opts in (
+            ("cfg_neg", dict(guidance_scale=1.8, negative_prompt_ids=neg_t), {"guidance_scale": 1.8,
+                                                                              "negative_prompt_ids": neg}),
+            ("cfg_last", dict(guidance_scale=3.0), {"guidance_scale": 3.0}),  # default: the last prompt token
+            ("cfg_weak_rp", dict(guidance_scale=0.5, negative_prompt_ids=neg_t, repetition_penalty=1.3),
+             {"guidance_scale": 0.5, "negative_prompt_ids": neg, "repetition_penalty": 1.3})):
+        ref = hf_generate(model, cfg_prompts, [EOS], max_new_tokens=24, do_sample=False, **kw)
+        jobs.append({"name": name, "kind": "generate", "model": single, "prompts": cfg_prompts,
+                     "options": {"max_new_tokens": 24, "eos_token_ids": [EOS], "pad_token_id": PAD, **opts}})
+        expect[name] = ("tokens", ref, None, None)
+    plain_ref = hf_generate(model, cfg_prompts, [EOS], max_new_tokens=24, do_sample=False)
+    check(plain_ref != expect["cfg_neg"][1], "cfg_neg: guidance changes HF's greedy tokens")
+    torch.manual_seed(5)
+    ref = hf_generate(model, cfg_prompts, [EOS], max_new_tokens=24, do_sample=True, temperature=0.7, top_k=30,
+                      guidance_scale=1.5, negative_prompt_ids=neg_t)
+    jobs.append({"name": "cfg_sample", "kind": "generate", "model": single, "prompts": cfg_prompts,
+                 "options": {"max_new_tokens": 24, "do_sample": True, "temperature": 0.7, "top_k": 30, "seed": 5,
+                             "guidance_scale": 1.5, "negative_prompt_ids": neg, "eos_token_ids": [EOS],
+                             "pad_token_id": PAD}})
+    expect["cfg_sample"] = ("tokens", ref, None, None)
+
     # ---- inputs_embeds (image tokens written over positions 1..8), left padded
     emb_tensors = {}
     for name, lengths, new in (("embeds_short", [14, 30], 20), ("embeds_long", [70, 20], 12)):
@@ -312,6 +339,23 @@ def body(tmp):
                      "mask": mask.tolist(),
                      "options": {"max_new_tokens": new, "eos_token_ids": [EOS], "pad_token_id": PAD}})
         expect[name] = ("tokens", ref, None, None)
+    # Guidance with embedding prompts against a token negative prompt (as hse-generate --guidance-scale
+    # does with the image-free prompt): C++ takes the negative prompt's embeddings.
+    prompts = random_prompts(rng, [14, 30])
+    ids, mask = left_pad(prompts)
+    with torch.no_grad():
+        emb = model.get_input_embeddings()(ids).clone()
+        emb[:, -20:-12] = torch.randn(2, 8, 64) * 0.5
+        neg = torch.tensor(random_prompts(rng, [5, 5]))
+        out = model.generate(inputs_embeds=emb, attention_mask=mask, max_new_tokens=20, do_sample=False,
+                             eos_token_id=[EOS], pad_token_id=PAD, guidance_scale=2.0, negative_prompt_ids=neg)
+        emb_tensors["cfg_embeds"] = emb.contiguous()
+        emb_tensors["cfg_embeds_neg"] = model.get_input_embeddings()(neg).contiguous()
+    jobs.append({"name": "cfg_embeds", "kind": "generate_embeds", "model": single, "embeds": "cfg_embeds",
+                 "negative_embeds": "cfg_embeds_neg", "mask": mask.tolist(),
+                 "options": {"max_new_tokens": 20, "eos_token_ids": [EOS], "pad_token_id": PAD,
+                             "guidance_scale": 2.0}})
+    expect["cfg_embeds"] = ("tokens", [trim(r.tolist(), [EOS]) for r in out], None, None)
     emb_file = os.path.join(tmp, "embeds.safetensors")
     save_file(emb_tensors, emb_file)
 

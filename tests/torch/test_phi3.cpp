@@ -582,6 +582,9 @@ model::GenerateOptions options_from(const json& j) {
   o.num_beams = j.value("num_beams", o.num_beams);
   o.length_penalty = j.value("length_penalty", o.length_penalty);
   o.repetition_penalty = j.value("repetition_penalty", o.repetition_penalty);
+  o.guidance_scale = j.value("guidance_scale", o.guidance_scale);
+  if (j.contains("negative_prompt_ids"))
+    for (const auto& p : j["negative_prompt_ids"]) o.negative_prompt_ids.push_back(p.get<std::vector<std::int64_t>>());
   o.pad_token_id = j.value("pad_token_id", o.pad_token_id);
   const std::string es = j.value("early_stopping", std::string("heuristic"));
   o.early_stopping = es == "on" ? model::EarlyStopping::on
@@ -677,7 +680,10 @@ TEST_CASE("driver: phi3") {
       auto emb = model::tensor_from(*inputs, job.at("embeds").get<std::string>());
       torch::Tensor mask;
       if (job.contains("mask")) mask = tensor2d(job["mask"]);
-      put_ids(name, model::generate(m, emb, mask, options_from(job.value("options", json::object()))));
+      auto o = options_from(job.value("options", json::object()));
+      if (job.contains("negative_embeds"))
+        o.negative_prompt_embeds = model::tensor_from(*inputs, job["negative_embeds"].get<std::string>());
+      put_ids(name, model::generate(m, emb, mask, o));
     } else {
       DOCTEST_FAIL("unknown job kind " << kind);
     }

@@ -27,6 +27,7 @@ struct Options {
   int num_beams = 1;
   double length_penalty = 1.0;
   std::string early_stopping = "false";
+  double guidance_scale = 1.0;
   bool do_sample = false;
   double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
   long top_k = 50;

@@ -47,6 +47,10 @@ void declare(CLI::App& app, Options& o) {
                  "num-beams hypotheses are finished), never")
       ->default_val("false")
       ->check(CLI::IsMember({"false", "true", "never"}));
+  app.add_option("--guidance-scale", o.guidance_scale,
+                 "classifier-free guidance against the image-free prompt (HF guidance_scale): > 1 weights what "
+                 "the image adds to each token's log-probability by this factor; 1 disables; greedy/sampling only")
+      ->default_val(1.0);
   app.add_flag("--do-sample", o.do_sample, "sample instead of greedy decoding");
   app.add_option("--temperature", o.temperature, "sampling temperature")->default_val(1.0);
   app.add_option("--top-p", o.top_p, "sampling nucleus")->default_val(1.0);
@@ -209,6 +213,7 @@ int run(const Options& o, cli::Io& io) {
   g.early_stopping = o.early_stopping == "true"    ? model::EarlyStopping::on
                      : o.early_stopping == "never" ? model::EarlyStopping::never
                                                    : model::EarlyStopping::heuristic;
+  g.guidance_scale = o.guidance_scale;
   g.repetition_penalty = o.repetition_penalty;
   g.eos_token_ids = std::vector<std::int64_t>{toks.eos};
   g.pad_token_id = toks.pad;

@@ -145,8 +145,17 @@ std::vector<std::int64_t> row(const torch::Tensor& t) {
   return std::vector<std::int64_t>(c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel());
 }
 
-std::vector<std::vector<std::int64_t>> greedy_or_sample(Runner& r, const Setup& s, const GenerateOptions& o,
-                                                        const StepCallback& cb, const torch::Device& dev) {
+// UnbatchedClassifierFreeGuidanceLogitsProcessor: g * (log_softmax(l) - log_softmax(u)) + log_softmax(u).
+torch::Tensor guide(const torch::Tensor& logits, const torch::Tensor& uncond, double g) {
+  const auto c = torch::log_softmax(logits, -1);
+  const auto u = torch::log_softmax(uncond, -1);
+  return g * (c - u) + u;
+}
+
+// neg: the unconditional sequences of classifier-free guidance, or null.
+std::vector<std::vector<std::int64_t>> greedy_or_sample(Runner& r, Runner* neg, const Setup& s,
+                                                        const GenerateOptions& o, const StepCallback& cb,
+                                                        const torch::Device& dev) {
   const std::int64_t N = r.rows();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(dev);
@@ -154,6 +163,7 @@ std::vector<std::vector<std::int64_t>> greedy_or_sample(Runner& r, const Setup& 
   auto unfinished = torch::ones({N}, lopt);
   const bool has_eos = !s.eos.empty();
   auto logits = r.prefill();
+  if (neg) logits = guide(logits, neg->prefill(), o.guidance_scale);
   for (std::int64_t step = 0; step < o.max_new_tokens; ++step) {
     const auto scores = process(logits, r.seen(generated), o, 1);
     torch::Tensor next = o.do_sample ? multinomial(scores.softmax(-1), 1, gen).squeeze(1) : scores.argmax(-1);
@@ -174,6 +184,7 @@ std::vector<std::vector<std::int64_t>> greedy_or_sample(Runner& r, const Setup& 
     }
     if (!any_left || !go_on) break;
     logits = r.step(generated);
+    if (neg) logits = guide(logits, neg->step(generated), o.guidance_scale);
   }
   std::vector<std::vector<std::int64_t>> out;
   for (std::int64_t i = 0; i < N; ++i) out.push_back(trim(row(generated[i]), s.eos));
@@ -284,34 +295,31 @@ std::vector<std::vector<std::int64_t>> beam_search(Runner& r, const Setup& s, co
   return out;
 }
 
-std::vector<std::vector<std::int64_t>> run(Phi3ForCausalLMImpl& m, Prompt p, const Setup& s,
-                                           const GenerateOptions& o, const StepCallback& cb) {
+// neg: the negative prompts of classifier-free guidance (used when guidance_scale != 1).
+std::vector<std::vector<std::int64_t>> run(Phi3ForCausalLMImpl& m, Prompt p, std::optional<Prompt> neg,
+                                           const Setup& s, const GenerateOptions& o, const StepCallback& cb) {
   const std::int64_t N = p.mask.size(0);
   if (o.max_new_tokens == 0) return std::vector<std::vector<std::int64_t>>(static_cast<std::size_t>(N));
   Runner r(m, std::move(p));
   if (o.num_beams > 1) return beam_search(r, s, o, m.device());
-  return greedy_or_sample(r, s, o, cb, m.device());
+  if (!neg) return greedy_or_sample(r, nullptr, s, o, cb, m.device());
+  if (neg->mask.size(0) != N) cli::fail_usage("{} negative prompts for {} prompts", neg->mask.size(0), N);
+  Runner u(m, std::move(*neg));
+  return greedy_or_sample(r, &u, s, o, cb, m.device());
 }
 
-}  // namespace
-
-std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model,
-                                                const std::vector<std::vector<std::int64_t>>& prompts,
-                                                const GenerateOptions& options, const StepCallback& callback) {
-  torch::NoGradGuard ng;
-  auto& m = *model;
-  const Setup s = setup(m, options);
-  if (prompts.empty()) return {};
+// Token prompts, left-padded (the pad positions are masked, so their id only needs to be a valid row).
+Prompt id_prompt(Phi3ForCausalLMImpl& m, const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t pad,
+                 const char* what) {
   const std::int64_t V = m.config.vocab_size, N = static_cast<std::int64_t>(prompts.size());
   std::int64_t L = 0;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].empty()) cli::fail_usage("prompt {} is empty", i);
+    if (prompts[i].empty()) cli::fail_usage("{} {} is empty", what, i);
     for (auto t : prompts[i])
-      if (t < 0 || t >= V) cli::fail_usage("prompt {}: token id {} is outside the vocabulary [0, {})", i, t, V);
+      if (t < 0 || t >= V) cli::fail_usage("{} {}: token id {} is outside the vocabulary [0, {})", what, i, t, V);
     L = std::max<std::int64_t>(L, static_cast<std::int64_t>(prompts[i].size()));
   }
-  // Left padding; the pad positions are masked, so their id only needs to be a valid row.
-  const std::int64_t pad_in = (s.pad >= 0 && s.pad < V) ? s.pad : 0;
+  const std::int64_t pad_in = (pad >= 0 && pad < V) ? pad : 0;
   auto ids = torch::full({N, L}, pad_in, torch::kLong);
   auto mask = torch::zeros({N, L}, torch::kLong);
   for (std::int64_t i = 0; i < N; ++i) {
@@ -327,29 +335,25 @@ std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model,
   pr.pos = phi3_position_ids(pr.mask);
   pr.seen = pr.ids.masked_fill(pr.mask == 0, V);
   pr.embeds = m.embed(pr.ids);
-  return run(m, std::move(pr), s, options, callback);
+  return pr;
 }
 
-std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const torch::Tensor& prompt_embeds,
-                                                const torch::Tensor& attention_mask, const GenerateOptions& options,
-                                                const StepCallback& callback) {
-  torch::NoGradGuard ng;
-  auto& m = *model;
-  const Setup s = setup(m, options);
+// Embedding prompts [N,T,H] with a [N,T] mask (undefined: none), re-packed to left padding.
+Prompt embed_prompt(Phi3ForCausalLMImpl& m, const torch::Tensor& prompt_embeds, const torch::Tensor& attention_mask,
+                    const char* what) {
   if (prompt_embeds.dim() != 3 || prompt_embeds.size(2) != m.config.hidden_size)
-    cli::fail_usage("prompt embeddings must be [B,T,{}]", m.config.hidden_size);
+    cli::fail_usage("{} embeddings must be [B,T,{}]", what, m.config.hidden_size);
   const std::int64_t N = prompt_embeds.size(0), T = prompt_embeds.size(1);
-  if (N == 0) return {};
-  if (T == 0) cli::fail_usage("empty prompt embeddings");
+  if (T == 0) cli::fail_usage("empty {} embeddings", what);
   const auto dev = m.device();
   auto mask = attention_mask.defined() ? attention_mask.to(torch::kCPU).ne(0).to(torch::kLong)
                                        : torch::ones({N, T}, torch::kLong);
   if (mask.dim() != 2 || mask.size(0) != N || mask.size(1) != T)
-    cli::fail_usage("attention mask must be [{},{}]", N, T);
+    cli::fail_usage("{} attention mask must be [{},{}]", what, N, T);
   auto embeds = prompt_embeds.to(dev, m.dtype());
   // Left-padded already (each row's ones a suffix)? Otherwise move every row's kept positions right.
   const auto counts = mask.ne(0).sum(1);
-  if ((counts == 0).any().item<bool>()) cli::fail_usage("a prompt has no unmasked position");
+  if ((counts == 0).any().item<bool>()) cli::fail_usage("a {} has no unmasked position", what);
   const auto suffix = torch::arange(T, torch::kLong).unsqueeze(0) >= (T - counts).unsqueeze(1);
   if (!torch::equal(suffix, mask.ne(0))) {
     const std::int64_t L = counts.max().item<std::int64_t>();
@@ -369,7 +373,52 @@ std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const to
   pr.mask = mask.to(dev);
   pr.pos = phi3_position_ids(pr.mask);
   pr.seen = torch::empty({N, 0}, torch::TensorOptions().dtype(torch::kLong).device(dev));
-  return run(m, std::move(pr), s, options, callback);
+  return pr;
+}
+
+bool guided(const GenerateOptions& o) {
+  if (o.guidance_scale == 1.0) return false;
+  if (!std::isfinite(o.guidance_scale)) cli::fail_usage("guidance_scale must be finite, got {}", o.guidance_scale);
+  if (o.num_beams > 1) cli::fail_usage("guidance_scale {} needs greedy search or sampling (num_beams 1)", o.guidance_scale);
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model,
+                                                const std::vector<std::vector<std::int64_t>>& prompts,
+                                                const GenerateOptions& options, const StepCallback& callback) {
+  torch::NoGradGuard ng;
+  auto& m = *model;
+  const Setup s = setup(m, options);
+  if (prompts.empty()) return {};
+  Prompt pr = id_prompt(m, prompts, s.pad, "prompt");
+  std::optional<Prompt> neg;
+  if (guided(options)) {
+    auto np = options.negative_prompt_ids;
+    if (np.empty())
+      for (const auto& p : prompts) np.push_back({p.back()});
+    neg = id_prompt(m, np, s.pad, "negative prompt");
+  }
+  return run(m, std::move(pr), std::move(neg), s, options, callback);
+}
+
+std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const torch::Tensor& prompt_embeds,
+                                                const torch::Tensor& attention_mask, const GenerateOptions& options,
+                                                const StepCallback& callback) {
+  torch::NoGradGuard ng;
+  auto& m = *model;
+  const Setup s = setup(m, options);
+  if (prompt_embeds.dim() == 3 && prompt_embeds.size(0) == 0) return {};
+  Prompt pr = embed_prompt(m, prompt_embeds, attention_mask, "prompt");
+  std::optional<Prompt> neg;
+  if (guided(options)) {
+    if (options.negative_prompt_embeds.defined())
+      neg = embed_prompt(m, options.negative_prompt_embeds, options.negative_attention_mask, "negative prompt");
+    else  // each prompt's last position
+      neg = embed_prompt(m, pr.embeds.narrow(1, pr.embeds.size(1) - 1, 1), {}, "negative prompt");
+  }
+  return run(m, std::move(pr), std::move(neg), s, options, callback);
 }
 
 }  // namespace hse::model

@@ -20,6 +20,18 @@
 //        else s/p;
 //      sampling only: temperature (!= 1), top_k (> 0; TopKLogitsWarper), top_p (< 1; TopPLogitsWarper),
 //        each keeping at least 1 token (beam sampling: number of stop ids + 1).
+//  - Classifier-free guidance (guidance_scale != 1; UnbatchedClassifierFreeGuidanceLogitsProcessor,
+//    first of the processors): a second, unconditional sequence per input — the negative prompt
+//    (negative_prompt_ids / negative_prompt_embeds; default each prompt's last token, as HF) followed
+//    by the same generated tokens, with its own KV cache — gives logits u, and the scores become
+//    g * (log_softmax(l) - log_softmax(u)) + log_softmax(u) (then the processors below act on these
+//    log-probabilities, as in HF). g > 1 pushes the output away from what the negative prompt alone
+//    predicts: with the image-free prompt as the negative (hse-generate --guidance-scale), towards
+//    what the image adds. Positions of a padded negative prompt come from its mask, and the negative
+//    sequence is re-run at the LongRoPE switch like the main one (HF counts its positions from the
+//    cache and never re-runs it: the two differ only for padded negative prompts or negative
+//    sequences longer than original_max_position_embeddings). Greedy and sampling only
+//    (HF's processor does not follow beam reordering, so hse refuses it with beams).
 //  - Greedy (default): argmax. Sampling: softmax then torch.multinomial with a CPU generator seeded
 //    with `seed` (mt19937, as torch.manual_seed(seed) seeds Python's default CPU generator, so CPU
 //    runs match HF under torch.manual_seed(seed)); the probabilities are moved to the CPU for this.
@@ -62,6 +74,11 @@ struct GenerateOptions {
   double length_penalty = 1.0;  // beam search
   EarlyStopping early_stopping = EarlyStopping::heuristic;
   double repetition_penalty = 1.0;
+  double guidance_scale = 1.0;  // classifier-free guidance; 1 disables
+  // Negative prompts for guidance, one per input: token ids (id prompts) or embeddings [B,T',H] with a
+  // [B,T'] 0/1 mask (undefined: no padding) for embedding prompts. Empty: each prompt's last token.
+  std::vector<std::vector<std::int64_t>> negative_prompt_ids;
+  torch::Tensor negative_prompt_embeds, negative_attention_mask;
   // Stop ids; nullopt: the config's eos_token_ids; an empty list: never stop early.
   std::optional<std::vector<std::int64_t>> eos_token_ids;
   // Padding id (prompt padding, tokens after a finished sequence); -1: the config's pad_token_id,

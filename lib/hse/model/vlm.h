@@ -170,7 +170,10 @@ class HsenetVlmImpl : public torch::nn::Module {
   torch::Tensor loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, const torch::Tensor& labels,
                      const torch::Tensor& t1, const torch::Tensor& t2 = {});
   // Generates from prompt ids (vlm_prompt_ids layouts of any lengths >= 1 + n_img), one per row
-  // of t1/t2. Output as generate.h (new ids up to and including the stop id).
+  // of t1/t2. Output as generate.h (new ids up to and including the stop id). With
+  // options.guidance_scale != 1 and no negative prompts given, the negative prompt of classifier-free
+  // guidance is each prompt without its image positions (BOS + text), so the guidance weights what
+  // the image adds.
   std::vector<std::vector<std::int64_t>> generate(const std::vector<std::vector<std::int64_t>>& prompts,
                                                   const torch::Tensor& t1, const torch::Tensor& t2 = {},
                                                   const GenerateOptions& options = {},
