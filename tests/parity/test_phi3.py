@@ -243,21 +243,17 @@ def body(tmp):
                              "pad_token_id": PAD}})
     expect["beam_stop"] = ("tokens", ref, None, None)
 
-    for es_name, es_hf in (("on", True), ("never", "never")):
-        ref = hf_generate(model, beam_prompts, [stop_b], max_new_tokens=16, do_sample=False, num_beams=3,
-                          early_stopping=es_hf)
-        jobs.append({"name": f"beam_early_{es_name}", "kind": "generate", "model": single, "prompts": beam_prompts,
+    # Early stopping variants, and length penalties that favour shorter (-1) and longer (2) hypotheses
+    # (hse-generate --early-stopping, --length-penalty): HF's keyword and the C++ option.
+    for name, hf_kw, opt in (("beam_early_on", dict(early_stopping=True), {"early_stopping": "on"}),
+                             ("beam_early_never", dict(early_stopping="never"), {"early_stopping": "never"}),
+                             ("beam_lp_neg", dict(length_penalty=-1.0), {"length_penalty": -1.0}),
+                             ("beam_lp_two", dict(length_penalty=2.0), {"length_penalty": 2.0})):
+        ref = hf_generate(model, beam_prompts, [stop_b], max_new_tokens=16, do_sample=False, num_beams=3, **hf_kw)
+        jobs.append({"name": name, "kind": "generate", "model": single, "prompts": beam_prompts,
                      "options": {"max_new_tokens": 16, "num_beams": 3, "eos_token_ids": [stop_b],
-                                 "early_stopping": es_name, "pad_token_id": PAD}})
-        expect[f"beam_early_{es_name}"] = ("tokens", ref, None, None)
-    # Length penalties that favour shorter (-1) and longer (2) hypotheses (hse-generate --length-penalty).
-    for lp_name, lp in (("neg", -1.0), ("two", 2.0)):
-        ref = hf_generate(model, beam_prompts, [stop_b], max_new_tokens=16, do_sample=False, num_beams=3,
-                          length_penalty=lp)
-        jobs.append({"name": f"beam_lp_{lp_name}", "kind": "generate", "model": single, "prompts": beam_prompts,
-                     "options": {"max_new_tokens": 16, "num_beams": 3, "eos_token_ids": [stop_b],
-                                 "length_penalty": lp, "pad_token_id": PAD}})
-        expect[f"beam_lp_{lp_name}"] = ("tokens", ref, None, None)
+                                 "pad_token_id": PAD, **opt}})
+        expect[name] = ("tokens", ref, None, None)
 
     # ---- a second model: default RoPE (partial 0.5), no GQA, untied lm_head, stop ids [2, 3]
     plain_model, plain = build_model(tmp, plain=True)
