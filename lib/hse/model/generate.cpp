@@ -415,6 +415,8 @@ std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const to
   if (guided(options)) {
     if (options.negative_prompt_embeds.defined())
       neg = embed_prompt(m, options.negative_prompt_embeds, options.negative_attention_mask, "negative prompt");
+    else if (!options.negative_prompt_ids.empty())  // as HF's negative_prompt_ids with inputs_embeds
+      neg = id_prompt(m, options.negative_prompt_ids, s.pad, "negative prompt");
     else  // each prompt's last position
       neg = embed_prompt(m, pr.embeds.narrow(1, pr.embeds.size(1) - 1, 1), {}, "negative prompt");
   }

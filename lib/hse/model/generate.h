@@ -75,8 +75,9 @@ struct GenerateOptions {
   EarlyStopping early_stopping = EarlyStopping::heuristic;
   double repetition_penalty = 1.0;
   double guidance_scale = 1.0;  // classifier-free guidance; 1 disables
-  // Negative prompts for guidance, one per input: token ids (id prompts) or embeddings [B,T',H] with a
-  // [B,T'] 0/1 mask (undefined: no padding) for embedding prompts. Empty: each prompt's last token.
+  // Negative prompts for guidance, one per input: token ids, or (embedding prompts only) embeddings
+  // [B,T',H] with a [B,T'] 0/1 mask (undefined: no padding), which take precedence. Empty: each
+  // prompt's last token.
   std::vector<std::vector<std::int64_t>> negative_prompt_ids;
   torch::Tensor negative_prompt_embeds, negative_attention_mask;
   // Stop ids; nullopt: the config's eos_token_ids; an empty list: never stop early.

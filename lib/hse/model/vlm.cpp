@@ -347,19 +347,11 @@ std::vector<std::vector<std::int64_t>> HsenetVlmImpl::generate(const std::vector
     return model::generate(llm, emb, mask, options, callback);
   // Classifier-free guidance against the image-free prompt: each prompt without its image positions.
   GenerateOptions o = options;
-  const std::int64_t Ln = static_cast<std::int64_t>(L) - n;
-  auto neg_ids = torch::full({B, Ln}, pad, torch::kLong);
-  auto neg_mask = torch::zeros({B, Ln}, torch::kLong);
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& p = prompts[static_cast<std::size_t>(b)];
-    const auto len = static_cast<std::int64_t>(p.size()) - n;
-    neg_ids[b][0] = p[0];
-    if (len > 1)
-      neg_ids[b].narrow(0, 1, len - 1).copy_(torch::tensor(std::vector<std::int64_t>(p.begin() + 1 + n, p.end()), torch::kLong));
-    neg_mask[b].narrow(0, 0, len).fill_(1);
+  for (const auto& p : prompts) {
+    std::vector<std::int64_t> text{p[0]};
+    text.insert(text.end(), p.begin() + 1 + n, p.end());
+    o.negative_prompt_ids.push_back(std::move(text));
   }
-  o.negative_prompt_embeds = llm->embed(neg_ids.to(llm->device()));
-  o.negative_attention_mask = neg_mask;
   return model::generate(llm, emb, mask, o, callback);
 }
 
