@@ -213,6 +213,85 @@ TEST_CASE("synth: effusion, cardiomegaly and emphysema are visible") {
   }
 }
 
+TEST_CASE("synth: bronchiectasis, peribronchial and septal thickening are rendered") {
+  Patient p;
+  const Finding* f = nullptr;
+  // bronchiectasis: an air lumen inside a soft-tissue wall, in the finding's lobe
+  REQUIRE(find_patient(5, [](const Finding& x) { return x.label == kBronchiectasis; }, p, f));
+  {
+    const Phantom ph(p.scans[0]);
+    REQUIRE(f->points.size() >= 2);
+    REQUIRE(f->points.size() % 2 == 0);
+    const auto c = ph.at(f->centre[0], f->centre[1], f->centre[2]);
+    CHECK(c.tissue == Tissue::airway);
+    CHECK(c.hu == doctest::Approx(-1000));
+    CHECK(f->size_mm == doctest::Approx(2 * f->points[0][3]));
+    // the wall: between the lumen radius and 1.45 times it, off the axis (perpendicular to the tube)
+    const auto& a = f->points[0];
+    const auto& b = f->points[1];
+    const double dx = b[0] - a[0], dy = b[1] - a[1], nl = std::hypot(dx, dy);
+    const double off = 1.22 * a[3];
+    int wall = 0;
+    for (double sgn : {-1.0, 1.0}) {
+      const auto w = ph.at(f->centre[0] + sgn * off * dy / nl, f->centre[1] - sgn * off * dx / nl, f->centre[2]);
+      wall += w.tissue == Tissue::lesion && w.hu == doctest::Approx(40);
+    }
+    CHECK(wall >= 1);
+    Scan without = p.scans[0];
+    without.findings.erase(std::remove_if(without.findings.begin(), without.findings.end(),
+                                          [](const Finding& x) { return x.label == kBronchiectasis; }),
+                           without.findings.end());
+    const auto w = Phantom(without).at(f->centre[0], f->centre[1], f->centre[2]);
+    CHECK(w.tissue != Tissue::airway);
+    CHECK(w.lobe == f->lobe);
+  }
+  // peribronchial thickening: the centre lies in the thickened wall of the right main bronchus,
+  // which is bronchial wall (muscle) or mediastinum without the finding
+  REQUIRE(find_patient(5, [](const Finding& x) { return x.label == kPeribronchialThickening; }, p, f));
+  {
+    REQUIRE(p.scans[0].peribronchial_mm > 0);
+    CHECK(f->size_mm == doctest::Approx(p.scans[0].peribronchial_mm));
+    const auto c = Phantom(p.scans[0]).at(f->centre[0], f->centre[1], f->centre[2]);
+    CHECK(c.tissue == Tissue::lesion);
+    CHECK(c.hu == doctest::Approx(40));
+    Scan without = p.scans[0];
+    without.peribronchial_mm = 0;
+    CHECK(Phantom(without).at(f->centre[0], f->centre[1], f->centre[2]).tissue != Tissue::lesion);
+  }
+  // septal thickening: soft-tissue septa in the periphery of the lower lobes only, some tens of
+  // percent of the peripheral lower-lobe points, none in the upper lobes
+  REQUIRE(find_patient(5, [](const Finding& x) { return x.label == kSeptalThickening; }, p, f));
+  {
+    const Phantom ph(p.scans[0]);
+    const auto c = ph.at(f->centre[0], f->centre[1], f->centre[2]);
+    CHECK(c.tissue == Tissue::lesion);
+    CHECK(c.lobe == kRLL);
+    Scan without = p.scans[0];
+    without.septal_mm = 0;
+    const Phantom clear(without);
+    int lower = 0, septa = 0, upper_septa = 0;
+    for (int k = 0; k < 2; ++k) {
+      const auto b = ph.lung_box(k);
+      for (double z = b[4]; z < b[5]; z += 3.1)
+        for (double y = b[2]; y < b[3]; y += 1.7)
+          for (double x = b[0]; x < b[1]; x += 1.3) {
+            const auto q = clear.at(x, y, z);
+            if (q.tissue != Tissue::lung) continue;
+            const bool sep = ph.at(x, y, z).tissue == Tissue::lesion;
+            if (q.lobe == kRLL || q.lobe == kLLL) {
+              lower += 1;
+              septa += sep;
+            } else {
+              upper_septa += sep;
+            }
+          }
+    }
+    CHECK(upper_septa == 0);
+    CHECK(septa > lower / 20);
+    CHECK(septa < lower / 2);
+  }
+}
+
 TEST_CASE("synth: labels match findings and reports mention every finding") {
   const std::map<int, std::vector<std::string>> words = {
       {kMedicalMaterial, {"catheter"}},

@@ -1,6 +1,7 @@
 // Internal helpers shared by the hse::synth sources (not installed API).
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -62,5 +63,27 @@ inline HeartGeo heart_geo(const Anatomy& a) {
   g.rot = -a.heart_rot;
   return g;
 }
+
+// The hilum of side k (0 right, 1 left): where the pulmonary vessels (and, with
+// bronchiectasis, the dilated bronchi) radiate from.
+inline std::array<double, 3> hilum(const Anatomy& a, int k) {
+  return {a.ox + (k == 0 ? -45 : 45) * a.s, a.oy, -15 * a.s};
+}
+
+// The main bronchi (0 right, 1 left) as capsules from the carina: end points
+// (mm) and the outer radius of the wall; the lumen is 2 mm * s narrower.
+struct Bronchus {
+  std::array<double, 3> a, b;
+  double r;
+};
+inline Bronchus main_bronchus(const Anatomy& a, int k) {
+  const double s = a.s, ty = a.oy - 5 * s;
+  if (k == 0) return {{a.ox, ty, 0}, {a.ox - 38 * s, ty + 8 * s, -28 * s}, 8 * s};
+  return {{a.ox, ty, 0}, {a.ox + 40 * s, ty + 10 * s, -35 * s}, 7.5 * s};
+}
+
+// Interlobular septal thickening: planes of thickened septa every
+// kSeptalPeriod mm (the secondary lobule's size) in x and y.
+inline constexpr double kSeptalPeriod = 14;
 
 }  // namespace hse::synth

@@ -95,6 +95,7 @@ struct SideGeo {
 struct Phantom::Impl {
   double s = 1, ox = 0, oy = 0, A = 1, B = 1, Af = 1, Bf = 1, Ai = 1, Bi = 1, Ar = 1, Br = 1;
   double fiss_t = 0.9, horiz = 0;
+  double septal = 0;
   double rib_z1 = 0, rib_sp = 24, rib_drop = 70, rib_hh = 5, rib_hw = 4.5;
   SideGeo side[2];
   std::vector<Prim> prims;
@@ -166,6 +167,7 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
   m.Ai = m.Af - a.wall, m.Bi = m.Bf - a.wall;
   m.Ar = m.Af - 0.5 * a.wall, m.Br = m.Bf - 0.5 * a.wall;
   m.fiss_t = a.fiss_t;
+  m.septal = scan.septal_mm;
   m.horiz = a.horiz;
   m.rib_z1 = a.apex + 5 * s + a.rib_phase;
   m.rib_sp = 24 * s, m.rib_drop = 70 * s, m.rib_hh = 5.5 * s, m.rib_hw = std::min(4.5 * s, 0.45 * a.wall);
@@ -197,7 +199,8 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
     p.op = op;
     p.lobe = lobe;
   };
-  const int order[] = {kMosaicAttenuation, kEmphysema, kLungOpacity, kConsolidation, kFibroticSequela, kLungNodule};
+  const int order[] = {kMosaicAttenuation, kEmphysema,      kLungOpacity, kConsolidation,
+                       kFibroticSequela,   kBronchiectasis, kLungNodule};
   for (int lab : order)
     for (const Finding& f : scan.findings) {
       if (f.label != lab || !f.rendered) continue;
@@ -227,6 +230,17 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
                       f.lobe);
           }
           break;
+        case kBronchiectasis:
+          // dilated bronchi: a soft-tissue wall around an air lumen wider than the adjacent vessel
+          for (std::size_t i = 0; i + 1 < f.points.size(); i += 2) {
+            const auto& p = f.points[i];
+            const auto& q = f.points[i + 1];
+            lung_prim(m.capsule(p[0], p[1], p[2], q[0], q[1], q[2], 1.45 * p[3], 40.f, Tissue::lesion),
+                      Prim::replace, f.lobe);
+            lung_prim(m.capsule(p[0], p[1], p[2], q[0], q[1], q[2], p[3], -1000.f, Tissue::airway), Prim::replace,
+                      f.lobe);
+          }
+          break;
         case kLungNodule:
           lung_prim(m.ellipsoid(f.centre[0], f.centre[1], f.centre[2], f.size_mm / 2, f.size_mm / 2,
                                 f.size_mm / 2, 42.f, Tissue::lesion),
@@ -235,6 +249,14 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
         default: break;
       }
     }
+  // peribronchial thickening: a soft-tissue cuff around the central half of each
+  // bronchovascular bundle (the vessels below are painted inside it)
+  const double pb = scan.peribronchial_mm;
+  if (pb > 0)
+    for (const auto& v : a.lung_vessels)
+      lung_prim(m.capsule(v[0], v[1], v[2], (v[0] + v[3]) / 2, (v[1] + v[4]) / 2, (v[2] + v[5]) / 2, v[6] + pb, 40.f,
+                          Tissue::lesion),
+                Prim::replace, 0);
   // pulmonary vessels (only where the base is lung)
   for (const auto& v : a.lung_vessels)
     lung_prim(m.capsule(v[0], v[1], v[2], v[3], v[4], v[5], v[6], 38.f, Tissue::vessel), Prim::replace, 0);
@@ -285,11 +307,14 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
   m.zcyl(X(8), Y(16), 7 * s, 6 * s, Z(-140), 400, 35.f, Tissue::esophagus);
   const double ty = Y(-5);
   m.zcyl(X(0), ty, 10.5 * s, 9.5 * s, Z(0), 400, 40.f, Tissue::muscle);
-  m.capsule(X(0), ty, Z(0), X(-38), ty + 8 * s, Z(-28), 8 * s, 40.f, Tissue::muscle);
-  m.capsule(X(0), ty, Z(0), X(40), ty + 10 * s, Z(-35), 7.5 * s, 40.f, Tissue::muscle);
+  const Bronchus br[2] = {main_bronchus(a, 0), main_bronchus(a, 1)};
+  for (const Bronchus& b : br) {
+    if (pb > 0) m.capsule(b.a[0], b.a[1], b.a[2], b.b[0], b.b[1], b.b[2], b.r + pb, 40.f, Tissue::lesion);
+    m.capsule(b.a[0], b.a[1], b.a[2], b.b[0], b.b[1], b.b[2], b.r, 40.f, Tissue::muscle);
+  }
   m.zcyl(X(0), ty, 8.5 * s, 7.5 * s, Z(0), 400, -1000.f, Tissue::airway);
-  m.capsule(X(0), ty, Z(0), X(-38), ty + 8 * s, Z(-28), 6 * s, -1000.f, Tissue::airway);
-  m.capsule(X(0), ty, Z(0), X(40), ty + 10 * s, Z(-35), 5.5 * s, -1000.f, Tissue::airway);
+  for (const Bronchus& b : br)
+    m.capsule(b.a[0], b.a[1], b.a[2], b.b[0], b.b[1], b.b[2], b.r - 2 * s, -1000.f, Tissue::airway);
   // --- spine ---
   const double yv = oy + m.Bf - 60 * s;
   m.zcyl(ox, yv, 16 * s, 15 * s, -1000, 1000, 80.f, Tissue::bone);  // discs
@@ -375,6 +400,18 @@ Phantom::Sample Phantom::eval(double x, double y, double z, double half_dz, cons
         if (std::fabs(z - zf) < 0.6 * std::sqrt(1 + m.fiss_t * m.fiss_t) ||
             (g.right && !lower && std::fabs(z - m.horiz) < 0.6))
           r.hu = -730;
+        if (m.septal > 0 && lower && u * u + v * v > 0.55 * f2) {
+          // interlobular septal thickening: a reticular lattice of soft-tissue septa in
+          // the lower lobes' periphery (the lung findings below still paint over it)
+          auto on = [&](double c) {
+            const double f = c / kSeptalPeriod - std::floor(c / kSeptalPeriod);
+            return std::min(f, 1 - f) * kSeptalPeriod < 0.5 * m.septal;
+          };
+          if (on(bx) || on(by)) {
+            r.hu = 20;
+            r.tissue = Tissue::lesion;
+          }
+        }
         if (g.eff_depth > 0 || g.atel > 0) {
           const double yedge = g.cy + g.ay * std::sqrt(std::max(0.0, f2 - u * u));
           const double dist = yedge - by;

@@ -172,7 +172,7 @@ const char* side_name(int k) { return k == 0 ? "right" : "left"; }
 
 // Draws the findings of one scan (modifies scan.anat / per-side parameters as needed).
 // g (the lesion scale) multiplies every drawn lesion dimension; 1 keeps the
-// realistic sizes (and the exact random stream of earlier releases).
+// realistic sizes.
 void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
   std::array<bool, kNumLabels> want{};
   if (!rng.chance(kNormalFraction)) {
@@ -210,6 +210,8 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
         scan.atelectasis_top[static_cast<std::size_t>(k)] = (k == 0 ? a.dome_r : a.dome_l) + rng.uni(35, 70) * s * g;
       }
   }
+  if (W(kPeribronchialThickening)) scan.peribronchial_mm = r1(rng.uni(1.5, 3) * s * g);
+  if (W(kSeptalThickening)) scan.septal_mm = r1(rng.uni(1, 2) * g);
   const HeartGeo hg = heart_geo(a);
   if (W(kMedicalMaterial)) {
     Finding f = make(kMedicalMaterial, "catheter");
@@ -491,7 +493,12 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
   }
   if (W(kPeribronchialThickening)) {
     Finding f = make(kPeribronchialThickening, "peribronchial thickening");
-    f.rendered = false;
+    // the centre: inside the thickened wall, halfway along the right main bronchus
+    const Bronchus b = main_bronchus(a, 0);
+    const double dx = b.b[0] - b.a[0], dy = b.b[1] - b.a[1], nl = std::hypot(dx, dy);
+    const double off = b.r + scan.peribronchial_mm / 2;
+    f.centre = {(b.a[0] + b.b[0]) / 2 + off * dy / nl, (b.a[1] + b.b[1]) / 2 - off * dx / nl, (b.a[2] + b.b[2]) / 2};
+    f.size_mm = scan.peribronchial_mm;
     f.side = "bilateral";
     f.anatomy = {"trachea and bronchie"};
     out.push_back(f);
@@ -512,20 +519,52 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
   }
   if (W(kBronchiectasis)) {
     Finding f = make(kBronchiectasis, "bronchiectasis");
-    f.rendered = false;
     static const std::vector<int> lobes = {kRLL, kLLL, kRML, kLUL};
     f.lobe = rng.pick(lobes);
     f.side = f.lobe <= kRLL ? "right" : "left";
     f.detail = rng.chance(0.7) ? "cylindrical" : "varicose";
     f.anatomy = {lobe_anatomy(f.lobe)};
-    out.push_back(f);
+    // 2-3 dilated bronchi in the lobe, each pointing away from the hilum; points hold
+    // their end points with the lumen radius
+    const int k = f.lobe <= kRLL ? 0 : 1;
+    const P3 hil = hilum(a, k);
+    const double r = r1(rng.uni(2.5, 4.5) * g);
+    const int n = rng.range(2, 3);
+    for (int i = 0; i < n; ++i) {
+      P3 p;
+      int lobe;
+      if (!sample_lung(rng, ph, k, 1.45 * r, zlo, zhi, {f.lobe}, p, lobe)) continue;
+      P3 d{p[0] - hil[0], p[1] - hil[1], p[2] - hil[2]};
+      const double dl = std::hypot(d[0], d[1], d[2]);
+      const double half = rng.uni(12, 22) * g;
+      for (auto& c : d) c *= half / dl;
+      if (f.points.empty()) f.centre = p;
+      f.points.push_back({p[0] - d[0], p[1] - d[1], p[2] - d[2], r});
+      f.points.push_back({p[0] + d[0], p[1] + d[1], p[2] + d[2], r});
+    }
+    f.size_mm = 2 * r;
+    if (!f.points.empty()) out.push_back(f);
   }
   if (W(kSeptalThickening)) {
     Finding f = make(kSeptalThickening, "interlobular septal thickening");
-    f.rendered = false;
+    f.size_mm = scan.septal_mm;
     f.side = "bilateral";
     f.anatomy = {"lung"};
-    out.push_back(f);
+    // the centre: a point of a septum in the right lower lobe, on a septal plane
+    const auto box = ph.lung_box(0);
+    bool found = false;
+    for (double z = box[4]; z <= box[5] && !found; z += 2)
+      for (double y = box[2]; y <= box[3] && !found; y += 2)
+        for (double x = a.ox + std::ceil((box[0] - a.ox) / kSeptalPeriod) * kSeptalPeriod; x <= box[1] && !found;
+             x += kSeptalPeriod) {
+          const auto q = ph.at(x, y, z);
+          if (q.tissue == Tissue::lesion && q.in_lung && q.lobe == kRLL && z > zlo && z < zhi)
+            f.centre = {x, y, z}, found = true;
+        }
+    if (found)
+      out.push_back(f);
+    else
+      scan.septal_mm = 0;
   }
   std::stable_sort(out.begin(), out.end(), [](const Finding& x, const Finding& y) { return x.label < y.label; });
   scan.findings = std::move(out);
@@ -562,8 +601,7 @@ Patient plan_patient(std::uint64_t seed, const std::string& split, int number, S
     tmp.anat = anat;
     const Phantom ph(tmp);
     for (int k = 0; k < 2; ++k) {
-      const double sign = k == 0 ? -1 : 1;
-      const P3 hil{anat.ox + sign * 45 * anat.s, anat.oy, -15 * anat.s};
+      const P3 hil = hilum(anat, k);
       for (int v = 0; v < 7; ++v) {
         P3 e;
         int lobe;

@@ -150,7 +150,7 @@ Report write_report(const Scan& scan, std::uint64_t seed) {
     lung.push_back(one(rng, "A " + mm(f->size_mm) + " mm " + kind + "nodule is observed in the " + lt + ".",
                        "There is a " + kind + "nodule measuring " + mm(f->size_mm) + " mm in the " + lt + ".",
                        cap("in the " + lt + ", a nodule of " + mm(f->size_mm) + " mm in diameter was detected.")));
-    impressions.push_back(fmt::format("{} mm nodule in the {}.", mm(f->size_mm), lobe_text(rng, f->lobe)));
+    impressions.push_back(fmt::format("Nodule of {} mm in the {}.", mm(f->size_mm), lobe_text(rng, f->lobe)));
   }
   for (const Finding* f : by[kLungOpacity]) {
     const std::string lt = lobe_text(rng, f->lobe);

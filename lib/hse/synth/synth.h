@@ -67,7 +67,7 @@ enum class Tissue : std::uint8_t {
   bone,
   canal,        // spinal canal
   fluid,        // pleural or pericardial effusion
-  lesion,       // a rendered finding (nodule, consolidation, atelectasis, node, hernia)
+  lesion,       // a rendered finding (nodule, consolidation, atelectasis, node, hernia, thickened walls and septa)
   material,     // catheter
   calcification,
 };
@@ -122,6 +122,8 @@ struct Scan {
   std::array<double, 2> effusion_depth{0, 0}, effusion_top{0, 0};
   std::array<double, 2> atelectasis_thick{0, 0}, atelectasis_top{0, 0};
   double pericardial_mm = 0;
+  double peribronchial_mm = 0;  // extra wall around the main bronchi and bronchovascular bundles
+  double septal_mm = 0;         // thickness of the septa in the lower lobes' periphery
   bool normal() const {
     for (int l : labels)
       if (l) return false;
