@@ -126,7 +126,8 @@ bool sample_lung(Rng& rng, const Phantom& ph, int side, double margin, double zl
   return false;
 }
 
-// A point of a posterior basal region (tissue `t`, and lobe `lobe` when not 0):
+// A point of a posterior basal region (tissue `t` that replaced the lung, such as
+// an effusion or an atelectasis band, not septa drawn within it; and lobe `lobe` when not 0):
 // an interior point nearest the region's centroid, scanning the posterior,
 // lower part of the lung box of side k on a 2 mm grid.
 bool region_point(const Phantom& ph, int k, Tissue t, int lobe, P3& out) {
@@ -136,7 +137,7 @@ bool region_point(const Phantom& ph, int k, Tissue t, int lobe, P3& out) {
     for (double y = (b[2] + b[3]) / 2; y <= b[3]; y += 2)
       for (double x = b[0]; x <= b[1]; x += 2) {
         const auto q = ph.at(x, y, z);
-        if (q.tissue == t && (!lobe || q.lobe == lobe)) pts.push_back({x, y, z});
+        if (q.tissue == t && !q.in_lung && (!lobe || q.lobe == lobe)) pts.push_back({x, y, z});
       }
   if (pts.empty()) return false;
   P3 c{0, 0, 0};
@@ -154,7 +155,7 @@ bool region_point(const Phantom& ph, int k, Tissue t, int lobe, P3& out) {
         P3 q = p;
         q[static_cast<std::size_t>(a)] += sgn;
         const auto smp = ph.at(q[0], q[1], q[2]);
-        in += smp.tissue == t && (!lobe || smp.lobe == lobe);
+        in += smp.tissue == t && !smp.in_lung && (!lobe || smp.lobe == lobe);
       }
     if (in > best_in || (in == best_in && d < best)) best_in = in, best = d, out = p;
   }
