@@ -82,6 +82,9 @@ inline Bronchus main_bronchus(const Anatomy& a, int k) {
   return {{a.ox, ty, 0}, {a.ox + 40 * s, ty + 10 * s, -35 * s}, 7.5 * s};
 }
 
+// Bronchiectasis: the outer radius of a dilated bronchus's wall, in lumen radii.
+inline constexpr double kBronchiectasisWall = 1.45;
+
 // Interlobular septal thickening: planes of thickened septa every
 // kSeptalPeriod mm (the secondary lobule's size) in x and y.
 inline constexpr double kSeptalPeriod = 14;

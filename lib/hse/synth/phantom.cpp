@@ -235,7 +235,7 @@ Phantom::Phantom(const Scan& scan) : p_(new Impl) {
           for (std::size_t i = 0; i + 1 < f.points.size(); i += 2) {
             const auto& p = f.points[i];
             const auto& q = f.points[i + 1];
-            lung_prim(m.capsule(p[0], p[1], p[2], q[0], q[1], q[2], 1.45 * p[3], 40.f, Tissue::lesion),
+            lung_prim(m.capsule(p[0], p[1], p[2], q[0], q[1], q[2], kBronchiectasisWall * p[3], 40.f, Tissue::lesion),
                       Prim::replace, f.lobe);
             lung_prim(m.capsule(p[0], p[1], p[2], q[0], q[1], q[2], p[3], -1000.f, Tissue::airway), Prim::replace,
                       f.lobe);

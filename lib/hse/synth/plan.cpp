@@ -162,6 +162,25 @@ bool region_point(const Phantom& ph, int k, Tissue t, int lobe, P3& out) {
   return true;
 }
 
+// The lowest point of a septum in the right lower lobe (on the lattice's x planes,
+// a 2 mm grid in y and z) strictly between zlo and zhi.
+bool septum_point(const Phantom& ph, double ox, double zlo, double zhi, P3& out) {
+  const auto b = ph.lung_box(0);
+  const double x0 = ox + std::ceil((b[0] - ox) / kSeptalPeriod) * kSeptalPeriod;
+  for (double z = b[4]; z <= b[5] && z < zhi; z += 2) {
+    if (z <= zlo) continue;
+    for (double y = b[2]; y <= b[3]; y += 2)
+      for (double x = x0; x <= b[1]; x += kSeptalPeriod) {
+        const auto q = ph.at(x, y, z);
+        if (q.tissue == Tissue::lesion && q.in_lung && q.lobe == kRLL) {
+          out = {x, y, z};
+          return true;
+        }
+      }
+  }
+  return false;
+}
+
 Finding make(int label, const std::string& abnormality) {
   Finding f;
   f.label = label;
@@ -534,7 +553,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
     for (int i = 0; i < n; ++i) {
       P3 p;
       int lobe;
-      if (!sample_lung(rng, ph, k, 1.45 * r, zlo, zhi, {f.lobe}, p, lobe)) continue;
+      if (!sample_lung(rng, ph, k, kBronchiectasisWall * r, zlo, zhi, {f.lobe}, p, lobe)) continue;
       P3 d{p[0] - hil[0], p[1] - hil[1], p[2] - hil[2]};
       const double dl = std::hypot(d[0], d[1], d[2]);
       const double half = rng.uni(12, 22) * g;
@@ -551,18 +570,7 @@ void draw_findings(Rng& rng, Scan& scan, double zlo, double zhi, double g) {
     f.size_mm = scan.septal_mm;
     f.side = "bilateral";
     f.anatomy = {"lung"};
-    // the centre: a point of a septum in the right lower lobe, on a septal plane
-    const auto box = ph.lung_box(0);
-    bool found = false;
-    for (double z = box[4]; z <= box[5] && !found; z += 2)
-      for (double y = box[2]; y <= box[3] && !found; y += 2)
-        for (double x = a.ox + std::ceil((box[0] - a.ox) / kSeptalPeriod) * kSeptalPeriod; x <= box[1] && !found;
-             x += kSeptalPeriod) {
-          const auto q = ph.at(x, y, z);
-          if (q.tissue == Tissue::lesion && q.in_lung && q.lobe == kRLL && z > zlo && z < zhi)
-            f.centre = {x, y, z}, found = true;
-        }
-    if (found)
+    if (septum_point(ph, a.ox, zlo, zhi, f.centre))
       out.push_back(f);
     else
       scan.septal_mm = 0;
