@@ -4,11 +4,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <cstring>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -56,6 +60,106 @@ Shard Shard::parse(const std::string& s) {
   if (r.count < 1 || r.index < 0 || r.index >= r.count)
     fail_usage("--shard: '{}' needs 0 <= I < N", s);
   return r;
+}
+
+double parse_number(const std::string& s) {
+  std::size_t p = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &p);
+  } catch (const std::exception&) {
+    p = 0;
+  }
+  if (s.empty() || p != s.size() || !std::isfinite(v)) throw std::invalid_argument("'" + s + "' is not a number");
+  return v;
+}
+
+std::int64_t parse_integer(const std::string& s) {
+  std::size_t p = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &p);
+  } catch (const std::exception&) {
+    p = 0;
+  }
+  if (s.empty() || p != s.size()) throw std::invalid_argument("'" + s + "' is not an integer");
+  return v;
+}
+
+void add_list_option(CLI::App& app, const std::string& name, std::size_t count, const std::string& help,
+                     const std::string& type_name, const std::string& default_str,
+                     const std::function<void(const std::vector<std::string>&)>& set) {
+  const std::string flag = name.substr(name.rfind(',') == std::string::npos ? 0 : name.rfind(',') + 1);
+  auto* opt = app.add_option_function<std::string>(
+      name,
+      [flag, count, set, type_name](const std::string& arg) {
+        std::vector<std::string> parts;
+        std::size_t start = 0;
+        for (std::size_t i = 0; i <= arg.size(); ++i)
+          if (i == arg.size() || arg[i] == ',') {
+            std::string t = arg.substr(start, i - start);
+            while (!t.empty() && t.front() == ' ') t.erase(t.begin());
+            while (!t.empty() && t.back() == ' ') t.pop_back();
+            parts.push_back(t);
+            start = i + 1;
+          }
+        if (count ? parts.size() != count : (parts.size() == 1 && parts[0].empty()))
+          fail_usage("{}: '{}' is not {} comma-separated values ({})", flag, arg,
+                     count ? std::to_string(count) : std::string("a list of"), type_name);
+        try {
+          set(parts);
+        } catch (const std::invalid_argument& e) {
+          fail_usage("{}: {} in '{}' ({})", flag, e.what(), arg, type_name);
+        }
+      },
+      help);
+  opt->type_name(type_name);
+  if (!default_str.empty()) opt->default_str(default_str);
+}
+
+namespace {
+std::string exe_dir() {
+  std::error_code ec;
+  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.parent_path().string();
+}
+}  // namespace
+
+std::string share_file(const std::string& rel) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> cands;
+  if (const char* s = std::getenv("HSE_SHARE"); s && *s) cands.push_back(fs::path(s) / rel);
+  const std::string e = exe_dir();
+  if (!e.empty()) {
+    cands.push_back(fs::path(e) / ".." / "share" / "hse" / rel);
+    cands.push_back(fs::path(e) / ".." / ".." / "share" / "hse" / rel);
+  }
+  for (const auto& c : cands)
+    if (fs::exists(c)) return fs::weakly_canonical(c).string();
+  fail_input(rel, "not found under $HSE_SHARE or the installed share/hse (give the file explicitly)");
+}
+
+std::string config_file(const std::string& arg) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (arg.empty() || fs::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
+  const std::string rel = "configs/" + arg + (arg.size() > 5 && arg.substr(arg.size() - 5) == ".json" ? "" : ".json");
+  try {
+    return share_file(rel);
+  } catch (const Error&) {
+    fail_input(arg, "no such file, and no config of that name in share/hse/configs");
+  }
+}
+
+std::string vocab_file(const std::string& arg) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (arg.empty() || fs::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
+  try {
+    return share_file("vocab/" + arg + ".txt");
+  } catch (const Error&) {
+    fail_input(arg, "no such file, and no vocabulary of that name in share/hse/vocab");
+  }
 }
 
 int resolve_threads(int requested) {
@@ -125,6 +229,8 @@ std::mutex g_log_mutex;
 std::string g_tool = "hse";
 int g_level = 0;
 std::ostream* g_sink = nullptr;
+bool g_bar_shown = false;           // a progress bar is drawn in place on the current line
+std::set<std::string> g_warned;     // warnings already printed in this run
 double now_s() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -136,14 +242,37 @@ void set_log(const std::string& tool, int verbosity, std::ostream* sink) {
   g_tool = tool;
   g_level = verbosity;
   g_sink = sink;
+  g_warned.clear();
 }
 int log_level() { return g_level; }
 void set_log_level(int verbosity) { g_level = verbosity; }
 void log_line(int, const std::string& line) {
   std::lock_guard<std::mutex> lk(g_log_mutex);
   std::ostream& os = g_sink ? *g_sink : std::cerr;
+  if (g_bar_shown) {  // clear the bar's line; the next tick redraws it below
+    os << "\r\033[K";
+    g_bar_shown = false;
+  }
   os << g_tool << ": " << line << '\n';
   os.flush();
+}
+namespace {
+double g_start = now_s();
+bool g_nested = false;
+}  // namespace
+double elapsed_s() { return now_s() - g_start; }
+void summary_line(const std::string& message) {
+  if (!g_nested && log_level() >= 0) log_line(0, fmt::format("{} in {:.1f} s", message, elapsed_s()));
+}
+NestedRun::NestedRun() : previous_(g_nested) { g_nested = true; }
+NestedRun::~NestedRun() { g_nested = previous_; }
+
+void warn_line(const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lk(g_log_mutex);
+    if (!g_warned.insert(message).second) return;
+  }
+  log_line(-1, "warning: " + message);
 }
 
 // ---- progress --------------------------------------------------------------
@@ -179,6 +308,7 @@ void Progress::draw(bool final) {
     const int w = 30, filled = static_cast<int>(frac * w);
     os << '\r' << g_tool << ": " << what_ << " [" << std::string(filled, '#') << std::string(w - filled, ' ') << "] "
        << done_ << '/' << total_ << fmt::format(" {:.0f}s", final ? el : eta) << (final ? " done\n" : " left ");
+    g_bar_shown = !final;
   } else {
     os << g_tool << ": " << what_ << ' ' << done_ << '/' << total_ << fmt::format(" ({:.0f}%, {:.0f}s elapsed)\n", 100 * frac, el);
   }
@@ -227,6 +357,7 @@ const std::vector<std::string>& current_args() { return g_args; }
 int run(const std::string& tool, const std::string& description, const std::vector<std::string>& args,
         const std::function<void(CLI::App&)>& declare, const std::function<int(Io&)>& body, Io& io) {
   g_args.assign(1, tool);
+  if (!g_nested) g_start = now_s();
   g_args.insert(g_args.end(), args.begin(), args.end());
   CLI::App app(description, tool);
   app.set_version_flag("--version", [tool] { return version_line(tool); }, "print versions and exit");

@@ -3,7 +3,9 @@
 // the run() wrapper that turns exceptions into one-line messages and exit codes.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <type_traits>
 #include <functional>
 #include <iosfwd>
 #include <stdexcept>
@@ -97,6 +99,54 @@ enum CommonFlag : unsigned {
 // Declares the common flags selected by `flags` on `app`, bound to `c`.
 void add_common(CLI::App& app, Common& c, unsigned flags, const std::string& output_help = "output file");
 
+// A comma-separated list option taking exactly one argument ("16,64,64"), so
+// that a short list cannot swallow the next flag. `count` values exactly
+// (0: any number, at least one); each value is converted by `set` (which may
+// throw std::invalid_argument); errors are usage errors naming the flag.
+void add_list_option(CLI::App& app, const std::string& name, std::size_t count, const std::string& help,
+                     const std::string& type_name, const std::string& default_str,
+                     const std::function<void(const std::vector<std::string>&)>& set);
+
+double parse_number(const std::string& s);       // the whole string as a number, else std::invalid_argument
+std::int64_t parse_integer(const std::string& s);  // the whole string as an integer, else std::invalid_argument
+
+template <typename T, std::size_t N>
+void add_list(CLI::App& app, const std::string& name, std::array<T, N>& out, const std::string& help,
+              const std::string& type_name) {
+  std::string def;
+  for (const T& v : out) def += (def.empty() ? "" : ",") + fmt::format("{}", v);
+  add_list_option(app, name, N, help, type_name, def, [&out](const std::vector<std::string>& v) {
+    for (std::size_t i = 0; i < N; ++i)
+      out[i] = static_cast<T>(std::is_integral_v<T> ? static_cast<double>(parse_integer(v[i])) : parse_number(v[i]));
+  });
+}
+template <typename T>
+void add_list(CLI::App& app, const std::string& name, std::vector<T>& out, std::size_t count, const std::string& help,
+              const std::string& type_name) {
+  std::string def;
+  for (const T& v : out) def += (def.empty() ? "" : ",") + fmt::format("{}", v);
+  add_list_option(app, name, count, help, type_name, def, [&out](const std::vector<std::string>& v) {
+    out.clear();
+    for (const auto& x : v) {
+      if constexpr (std::is_same_v<T, std::string>) out.push_back(x);
+      else if constexpr (std::is_integral_v<T>) out.push_back(static_cast<T>(parse_integer(x)));
+      else out.push_back(static_cast<T>(parse_number(x)));
+    }
+  });
+}
+
+// A file under share/hse (e.g. "prompts/caption.txt"): $HSE_SHARE/<rel>, else
+// <exe>/../share/hse/<rel> (an installed prefix, wherever it was moved), else
+// <exe>/../../share/hse/<rel> (build/bin in a clone). Throws exit 3 when none exists.
+std::string share_file(const std::string& rel);
+// A config argument (--vision-config, --text-model, --vit2d-config, --init-llm): an
+// existing path as given, else a bare name ("vit3d-tiny" or "vit3d-tiny.json") from
+// share/hse/configs; anything else is returned unchanged (its reader names it).
+std::string config_file(const std::string& arg);
+// A --vocab argument: an existing path as given, else a bare name ("bert-base-uncased")
+// from share/hse/vocab/<name>.txt.
+std::string vocab_file(const std::string& arg);
+
 // The number of worker threads `--threads` resolves to (all cores when 0).
 int resolve_threads(int requested);
 
@@ -125,10 +175,33 @@ template <typename... A>
 void verbose(fmt::format_string<A...> f, A&&... a) {
   if (log_level() >= 1) log_line(1, fmt::format(f, std::forward<A>(a)...));
 }
+// Warnings obey -q, and each distinct warning is printed once per run (a tool
+// that reads one file twice, e.g. for the 3-D and the 2-D branch, warns once).
+void warn_line(const std::string& message);
 template <typename... A>
 void warn(fmt::format_string<A...> f, A&&... a) {
-  if (log_level() >= -1) log_line(-1, "warning: " + fmt::format(f, std::forward<A>(a)...));
+  if (log_level() >= 0) warn_line(fmt::format(f, std::forward<A>(a)...));
 }
+
+// The tool's closing line on stderr, "wrote 12 volumes to v.h5 in 3.4 s": the
+// message plus the seconds since run() began. Silent inside a NestedRun (a
+// tool that calls another tool's run() in-process speaks for both).
+double elapsed_s();
+void summary_line(const std::string& message);
+template <typename... A>
+void summary(fmt::format_string<A...> f, A&&... a) {
+  summary_line(fmt::format(f, std::forward<A>(a)...));
+}
+class NestedRun {
+ public:
+  NestedRun();
+  ~NestedRun();
+  NestedRun(const NestedRun&) = delete;
+  NestedRun& operator=(const NestedRun&) = delete;
+
+ private:
+  bool previous_;
+};
 
 // Progress on stderr: a bar redrawn in place when stderr is a terminal
 // (or --progress always), otherwise one status line every `interval` seconds.

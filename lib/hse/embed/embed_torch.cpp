@@ -26,7 +26,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--volumes", o.volumes, "volumes to embed (HDF5 kind volumes)");
   app.add_option("--slice-features", o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
   app.add_option("--reports", o.reports, "embed the reports of this CSV (VolumeName + text columns) instead");
-  app.add_option("--text-columns", o.text_columns, "report columns joined as the text")->delimiter(',');
+  cli::add_list(app, "--text-columns", o.text_columns, 0, "report columns joined as the text", "COL[,COL...]");
   app.add_option("--slices", o.slices, "embed 2-D slices (HDF5 kind slices) with the 2-D encoder (BiomedCLIP trunk)");
   app.add_option("--vit2d-config", o.vit2d_config, "with --slices: the 2-D encoder's config (vit2d JSON)");
   app.add_option("--random-init", o.random_init,
@@ -116,7 +116,7 @@ int run(const Options& o, cli::Io&) {
   if (o.model.empty() && !random_trunk) cli::fail_usage("--model is required");
 
   if (!o.slices.empty()) {
-    const std::string cfg = !o.vit2d_config.empty() ? o.vit2d_config
+    const std::string cfg = !o.vit2d_config.empty() ? cli::config_file(o.vit2d_config)
                            : fs::is_directory(o.model) ? (fs::path(o.model) / "config.json").string()
                                                        : (fs::path(o.model).parent_path() / "config.json").string();
     if (random_trunk) torch::manual_seed(static_cast<std::uint64_t>(o.random_init));
@@ -152,6 +152,7 @@ int run(const Options& o, cli::Io&) {
     w.add_provenance(r.provenance());
     w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
     w.commit();
+    cli::summary("wrote slice features of {} volumes to {}", r.size(), o.common.output);
     return 0;
   }
 
@@ -241,7 +242,10 @@ int run(const Options& o, cli::Io&) {
   w.set_attr("model", o.model);
   w.set_attr("stage", static_cast<std::int64_t>(clip->config.stage));
   w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
+  const std::size_t n = w.ids_size();
   w.commit();
+  cli::summary("wrote {} {} embeddings to {}", n, !o.reports.empty() ? "report" : o.tokens ? "token" : "volume",
+               o.common.output);
   return 0;
 }
 

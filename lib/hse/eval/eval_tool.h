@@ -20,6 +20,7 @@ struct Options {
   std::string input = "-";              // predictions JSONL or rankings TSV ("-": stdin)
   std::string references;               // CSV (CT-RATE reports, RadGenome VQA) or JSONL
   std::string ref_column = "Findings_EN";
+  std::string reference_source;         // "", file or inline: which wins when both are present
   bool json = false;
   std::string per_item;                 // per-sample scores (TSV)
   std::vector<std::string> fail_under;  // metric=value

@@ -7,10 +7,13 @@
 #include <fstream>
 #include <istream>
 #include <map>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -38,12 +41,23 @@ std::string clean_hsenet(const std::string& s) {
 
 std::string strip(const std::string& s) { return py_strip(s); }
 
+namespace {
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+}  // namespace
+
 void declare(CLI::App& app, Options& o) {
   app.require_subcommand(1);
   auto common = [&](CLI::App* sub, const std::string& input_help) {
     sub->add_option("input", o.input, input_help)->default_val("-");
     sub->add_option("--references", o.references,
                     "references: CT-RATE reports CSV, RadGenome VQA CSV, or JSONL {\"id\", \"reference\"}");
+    sub->add_option("--reference-source", o.reference_source,
+                    "file or inline: which references win when the input carries \"reference\" fields and "
+                    "--references is given too (without it, that is an error)")
+        ->check(CLI::IsMember({"file", "inline"}));
     sub->add_flag("--json", o.json, "print a JSON object instead of the metric<TAB>value table");
     sub->add_option("--per-item", o.per_item, "write per-sample scores (TSV) to this file");
     sub->add_option("--fail-under", o.fail_under, "metric=value: exit 5 when the metric is below value (repeatable)")
@@ -142,15 +156,24 @@ std::map<std::string, std::string> read_references(const Options& o) {
   const std::string& f = o.references;
   if (ends_with(f, ".csv")) {
     const io::Table t = io::read_csv(f);
-    if (auto vn = t.find_col("VolumeName")) {
-      const std::size_t c = t.col(o.ref_column);
-      for (const auto& r : t.rows) refs[r[*vn]] = r[c];
-    } else if (auto vq = t.find_col("Volumename")) {
-      const std::size_t an = t.col("Anatomy");
-      const auto ab = t.find_col("Abnormality");
-      for (const auto& r : t.rows) refs[ab ? r[*vq] + "|" + r[*ab] : r[*vq]] = r[an];
+    auto col = [&](std::initializer_list<const char*> names) -> std::optional<std::size_t> {
+      for (const char* n : names)
+        for (std::size_t i = 0; i < t.header.size(); ++i)
+          if (lower(t.header[i]) == lower(n)) return i;
+      return std::nullopt;
+    };
+    const auto vn = col({"VolumeName"});
+    const auto answer = col({"Anatomy", "answer"});
+    const auto text = t.find_col(o.ref_column);
+    if (!vn) cli::fail_input(f, "neither a CT-RATE reports CSV nor a RadGenome VQA CSV (no VolumeName column)");
+    if (answer && (o.task == "vqa" || !text)) {
+      // RadGenome VQA rows, named as hse-generate names them (VqaIds).
+      const auto ab = col({"Abnormality"});
+      VqaIds ids;
+      for (const auto& r : t.rows) refs[ids.next(r[*vn], ab ? r[*ab] : std::string())] = r[*answer];
     } else {
-      cli::fail_input(f, "neither a CT-RATE reports CSV (VolumeName) nor a RadGenome CSV (Volumename)");
+      if (!text) cli::fail_input(f, "no {} column (choose the reference column with --ref-column)", o.ref_column);
+      for (const auto& r : t.rows) refs[r[*vn]] = r[*text];
     }
   } else {
     std::istringstream in(io::read_file(f));
@@ -173,7 +196,23 @@ struct Pair {
 // unless --allow-missing, every prediction needs a reference, ids are unique.
 std::vector<Pair> join(const Options& o, const std::vector<Prediction>& preds, const std::string& name) {
   std::map<std::string, std::string> refs;
-  if (!o.references.empty()) refs = read_references(o);
+  if (!o.references.empty()) {
+    const auto inline_ref = std::find_if(preds.begin(), preds.end(), [](const Prediction& p) { return p.has_reference; });
+    if (inline_ref != preds.end() && o.reference_source.empty())
+      throw cli::Error(cli::Exit::usage, name,
+                       fmt::format("line {} carries a \"reference\" and --references {} gives others: say which "
+                                   "win with --reference-source inline|file",
+                                   inline_ref->line, o.references));
+    if (o.reference_source == "inline") {
+      for (const auto& p : preds)
+        if (!p.has_reference)
+          cli::fail_input(name, "line {}: id '{}' has no \"reference\" (--reference-source inline)", p.line, p.id);
+    } else {
+      refs = read_references(o);
+    }
+  } else if (o.reference_source == "file") {
+    cli::fail_usage("--reference-source file needs --references FILE");
+  }
   std::vector<Pair> out;
   std::map<std::string, std::size_t> seen;
   for (const auto& p : preds) {
@@ -325,6 +364,38 @@ std::string slug(const std::string& s) {
   return o;
 }
 
+// The K values the rankings support: every query's ranking must hold at least K
+// items. An explicit --ks beyond that is refused (exit 3); a default K is left
+// out with a warning. Never prints a figure the input cannot support.
+std::vector<int> supported_ks(const std::vector<int>& ks, bool explicit_ks, const std::vector<std::string>& order,
+                              const std::vector<std::vector<std::string>>& rankings, const std::string& name,
+                              const std::string& metric) {
+  std::size_t depth = std::numeric_limits<std::size_t>::max(), shallow = 0;
+  for (std::size_t q = 0; q < rankings.size(); ++q)
+    if (rankings[q].size() < depth) {
+      depth = rankings[q].size();
+      shallow = q;
+    }
+  std::vector<int> out, dropped;
+  for (int k : ks) {
+    if (static_cast<std::size_t>(k) <= depth) {
+      out.push_back(k);
+    } else if (explicit_ks) {
+      throw cli::Error(cli::Exit::incompatible, name,
+                       fmt::format("{}@{} needs rankings of depth {} or more, but query '{}' ranks {} items", metric,
+                                   k, k, order[shallow], depth),
+                       fmt::format("rank deeper (hse-retrieve -k {}) or ask for smaller K (--ks)", k));
+    } else {
+      dropped.push_back(k);
+    }
+  }
+  if (!dropped.empty())
+    cli::warn("{}: left out {}@{}: query '{}' ranks only {} items (rank deeper with hse-retrieve -k)", name, metric,
+              fmt::join(dropped, ","), order[shallow], depth);
+  if (out.empty()) cli::fail_input(name, "the rankings (depth {}) support none of the K values asked for", depth);
+  return out;
+}
+
 std::vector<int> parse_ks(const std::string& s, std::vector<int> fallback) {
   if (s.empty()) return fallback;
   std::vector<int> ks;
@@ -392,7 +463,7 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
       labels[lt.rows[r][idc]] = v;
     }
     for (auto& r : rankings) r = v2v_filter_ranking(r, labels);
-    const auto ks = parse_ks(o.ks, {1, 5, 10, 50});
+    const auto ks = supported_ks(parse_ks(o.ks, {1, 5, 10, 50}), !o.ks.empty(), order, rankings, name, "precision");
     const auto p = v2v_precision_at_k(order, rankings, labels, ks);
     const auto c = v2v_map_cumulative(order, rankings, labels, ks);
     for (std::size_t i = 0; i < ks.size(); ++i) t.emplace_back(fmt::format("precision@{}", ks[i]), p[i]);
@@ -422,7 +493,7 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
       positives.push_back(it->second);
     }
   }
-  for (int k : parse_ks(o.ks, {1, 5, 10, 50, 100}))
+  for (int k : supported_ks(parse_ks(o.ks, {1, 5, 10, 50, 100}), !o.ks.empty(), order, rankings, name, "recall"))
     t.emplace_back(fmt::format("recall@{}", k), recall_at_k(rankings, positives, k));
 }
 
@@ -479,7 +550,10 @@ int run(const Options& o, cli::Io& io) {
     retrieval_metrics(o, *in, name, t);
   }
   write_outputs(o, io, t, pairs, per_item);
-  return check_fail_under(o, t);
+  const int rc = check_fail_under(o, t);
+  if (o.task == "retrieval") cli::summary("scored {} metrics", t.size());
+  else cli::summary("scored {} items ({} metrics)", pairs.size(), t.size());
+  return rc;
 }
 
 }  // namespace hse::eval

@@ -148,4 +148,10 @@ VqaScores score_vqa(const std::vector<std::string>& preds, const std::vector<std
   return s;
 }
 
+std::string VqaIds::next(const std::string& volume, const std::string& abnormality) {
+  std::string id = abnormality.empty() ? volume : volume + "|" + abnormality;
+  if (const int n = ++seen_[id]; n > 1) id += "#" + std::to_string(n);
+  return id;
+}
+
 }  // namespace hse::eval

@@ -31,6 +31,7 @@
 
 #include <array>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -67,5 +68,17 @@ struct VqaScores {
 
 // Throws cli::Error (incompatible input) when the lists differ in length.
 VqaScores score_vqa(const std::vector<std::string>& preds, const std::vector<std::string>& answers);
+
+// Item ids of VQA rows, one rule for hse-generate and hse-eval so that a tool's
+// output scores against the CSV it came from: "VolumeName|Abnormality" (or the
+// VolumeName alone for free questions), and "#2", "#3", ... on repeats, in file
+// order (RadGenome lists a finding once per anatomy it names).
+class VqaIds {
+ public:
+  std::string next(const std::string& volume, const std::string& abnormality);
+
+ private:
+  std::map<std::string, int> seen_;
+};
 
 }  // namespace hse::eval

@@ -55,15 +55,12 @@ void declare(CLI::App& app, Options& o) {
                  "(hse's content-adaptive partition)")
       ->default_val("v2p")
       ->check(CLI::IsMember({"v2p", "spatial_pool", "sequence_pool", "qformer", "anatomy"}));
-  app.add_option("--packer-window", o.packer_window, "packer window D,H,W in patch tokens (default 1,4,4: 128 tokens)")
-      ->delimiter(',')
-      ->expected(3);
-  app.add_option("--packer-stride", o.packer_stride, "packer stride D,H,W (default: the window; smaller overlaps)")
-      ->delimiter(',')
-      ->expected(3);
-  app.add_option("--packer-halo", o.packer_halo, "anatomy packer: tokens added to each window side (default 0,1,1)")
-      ->delimiter(',')
-      ->expected(3);
+  cli::add_list(app, "--packer-window", o.packer_window, 3, "packer window in patch tokens (default 1,4,4: 128 tokens)",
+                "D,H,W");
+  cli::add_list(app, "--packer-stride", o.packer_stride, 3, "packer stride (default: the window; smaller overlaps)",
+                "D,H,W");
+  cli::add_list(app, "--packer-halo", o.packer_halo, 3, "anatomy packer: tokens added to each window side (default 0,1,1)",
+                "D,H,W");
   app.add_option("--packer-queries", o.packer_queries, "qformer: number of learned queries (default: the window count)");
   app.add_option("--qformer-layers", o.qformer_layers, "qformer: layers")->default_val(2);
   app.add_option("--encoders", o.encoders,
@@ -201,7 +198,7 @@ int run(const Options& oin, cli::Io&) {
   const bool save_llm = !o.init_llm.empty() || o.train_llm == "full";
   model::Phi3ForCausalLM llm{nullptr};
   if (!o.init_llm.empty()) {
-    auto c = model::Phi3Config::from_file(o.init_llm);
+    auto c = model::Phi3Config::from_file(cli::config_file(o.init_llm));
     c.vocab_size = tok->vocab_size();
     c.bos_token_id = *eot;
     c.eos_token_ids = {*eot};
@@ -303,8 +300,16 @@ int run(const Options& oin, cli::Io&) {
 
   train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
                             {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume);
-  auto write_model = [&](const std::string& dir, bool copy_tokenizer) {
-    vlm->config.llm = save_llm ? "llm" : llm->name_or_path;
+  // `dir` is written now and lives at `final_dir` (a checkpoint is renamed there): every path
+  // the adapter records is relative to `final_dir`, so the folder can move with what it names.
+  const std::string inputs_abs = vlm->config.inputs;
+  auto write_model = [&](const std::string& dir, const std::string& final_dir, bool copy_tokenizer) {
+    fs::create_directories(dir);
+    vlm->config.llm = save_llm ? "llm"
+                               : fs::absolute(llm->name_or_path).lexically_normal()
+                                     .lexically_relative(fs::absolute(final_dir).lexically_normal())
+                                     .generic_string();
+    vlm->config.inputs = vlmio::relocate_inputs(inputs_abs, dir, final_dir);
     model::save_vlm_adapter(*vlm, dir);
     if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());
     if (copy_tokenizer)
@@ -314,11 +319,11 @@ int run(const Options& oin, cli::Io&) {
     if (!dist->is_main()) return;
     const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
     train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
-      write_model(tmp, true);
+      write_model(tmp, dir, true);
       train::save_trainer_state(opt, tmp);
     });
     train::prune_checkpoints(o.common.output, o.save_total_limit);
-    if (final) write_model(o.common.output, false);  // its tokenizer.json is already there
+    if (final) write_model(o.common.output, o.common.output, false);  // its tokenizer.json is already there
     cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
   };
 
@@ -376,6 +381,7 @@ int run(const Options& oin, cli::Io&) {
   progress.finish();
   save(true);
   dist->barrier();
+  if (dist->is_main()) cli::summary("wrote {} ({}, {} steps)", o.common.output, o.task, total_steps);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
+#include "hse/image/ct_batch.h"
 #include "hse/image/ct_input.h"
 
 namespace CLI {
@@ -22,6 +23,9 @@ struct Options {
   image::CtInputOptions ct;  // CT files (or --root/--metadata): preprocessed in-process
   std::string task = "mrg";
   std::string questions, reports, prompts, template_text;
+  std::string question, abnormality;          // one question (or template filled with one abnormality) per volume
+  std::string slice_encoder, slice_encoder_config;  // override the adapter's record for CT inputs
+  image::BatchOptions batch_options;          // --keep-going, --failures
   std::string report_column = "Findings_EN";
   long max_new_tokens = -1;  // -1: 512 (mrg) / 74 (vqa)
   int num_beams = 1;

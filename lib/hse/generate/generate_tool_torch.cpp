@@ -2,13 +2,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "hse/generate/generate_tool.h"
+#include "hse/eval/vqa.h"
 #include "hse/generate/vlm_inputs.h"
+#include "hse/io/atomic.h"
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 
@@ -17,7 +20,8 @@ namespace fs = std::filesystem;
 namespace hse::generate {
 
 void declare(CLI::App& app, Options& o) {
-  cli::add_common(app, o.common, cli::kDevice | cli::kThreads | cli::kSeed | cli::kVerbosity | cli::kProgress);
+  cli::add_common(app, o.common,
+                  cli::kDevice | cli::kThreads | cli::kSeed | cli::kShard | cli::kVerbosity | cli::kProgress);
   app.add_option("--model", o.model, "hse VLM adapter directory (hse-finetune output: hse_vlm.json + adapter.safetensors)");
   app.add_option("--adapter", o.adapter, "the same as --model (with --llm)");
   app.add_option("--llm", o.llm, "Phi-3 LLM directory (default: the adapter's, relative paths from the adapter directory)");
@@ -25,6 +29,11 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--volumes", o.volumes, "volumes (HDF5 kind volumes)");
   app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)");
   image::add_ct_input_options(app, o.ct);
+  image::add_batch_options(app, o.batch_options);
+  app.add_option("--slice-encoder", o.slice_encoder,
+                 "CT inputs: the 2-D slice encoder directory (default: the one the adapter recorded)");
+  app.add_option("--slice-encoder-config", o.slice_encoder_config,
+                 "CT inputs: the slice encoder's vit2d config JSON (default: the adapter's copy)");
   app.add_option("--tokens1", o.tokens1, "cached stage-1 ViT token features (hse-embed --tokens) instead of --clip/--volumes");
   app.add_option("--tokens2", o.tokens2, "cached stage-2 (2E3) token features (hse-embed --tokens)");
   app.add_option("--task", o.task, "mrg (report generation) or vqa (location questions)")
@@ -32,6 +41,10 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"mrg", "vqa"}));
   app.add_option("--questions", o.questions,
                  "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference); - or absent: stdin");
+  app.add_option("--question", o.question, "vqa: ask this question about every volume (implies --task vqa)");
+  app.add_option("--abnormality", o.abnormality,
+                 "vqa: ask where this abnormality is in every volume, with the first location template (implies "
+                 "--task vqa)");
   app.add_option("--reports", o.reports, "mrg: reports CSV whose --report-column becomes the reference");
   vlmio::add_report_column_option(app, o.report_column);
   app.add_option("--prompts", o.prompts, "vqa: location templates (default share/hse/prompts/location.txt; the first is used)");
@@ -98,7 +111,7 @@ int run(const Options& o, cli::Io& io) {
   if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch and --num-beams must be positive");
   std::string adapter = !o.model.empty() ? o.model : o.adapter;
   if (adapter.empty()) cli::fail_usage("give --model ADAPTER_DIR (or --llm DIR --adapter DIR)");
-  const bool vqa = o.task == "vqa";
+  const bool vqa = o.task == "vqa" || !o.question.empty() || !o.abnormality.empty();
 
   // Model.
   model::VlmLoadOptions lo;
@@ -107,13 +120,8 @@ int run(const Options& o, cli::Io& io) {
   lo.int8 = o.int8;
   lo.merge_lora = o.int8;
   lo.llm = o.llm;
-  if (lo.llm.empty() && fs::is_directory(adapter) && fs::exists(fs::path(adapter) / model::kVlmConfigFile)) {
-    const auto cfg = model::VlmConfig::from_file(adapter);
-    if (!cfg.llm.empty() && fs::path(cfg.llm).is_relative() && fs::exists(fs::path(adapter) / cfg.llm))
-      lo.llm = (fs::path(adapter) / cfg.llm).string();
-  }
   auto vlm = model::load_vlm(adapter, lo);
-  const std::string llm_dir = !lo.llm.empty() ? lo.llm : vlm->config.llm;
+  const std::string llm_dir = vlm->config.llm;  // as load_vlm resolved it
 
   // Tokenizer.
   std::string tok_path = o.tokenizer;
@@ -134,30 +142,73 @@ int run(const Options& o, cli::Io& io) {
   vlmio::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
   const bool from_ct = !o.ct.inputs.empty() || !o.ct.root.empty();
   const std::string& inputs_record = vlm->config.inputs;  // hse_vlm.json's, as load_vlm read it
+  const std::string adapter_dir = fs::is_directory(adapter) ? adapter : fs::path(adapter).parent_path().string();
   if (vo.clip.empty() && vo.tokens1.empty() && !inputs_record.empty()) {
     const auto rec = nlohmann::json::parse(inputs_record);
-    if (rec.contains("clip") && rec["clip"].is_string()) vo.clip = rec["clip"].get<std::string>();
+    if (rec.contains("clip") && rec["clip"].is_string())
+      vo.clip = vlmio::resolve_recorded(adapter_dir, rec["clip"].get<std::string>());
   }
+  const bool stdin_list = std::find(o.ct.inputs.begin(), o.ct.inputs.end(), "-") != o.ct.inputs.end();
+  if (stdin_list && vqa && o.question.empty() && o.abnormality.empty() && (o.questions.empty() || o.questions == "-"))
+    cli::fail_usage("the CT list and the questions cannot both come from stdin: give --questions FILE or --question");
+  std::vector<std::pair<std::string, std::string>> failed;  // input, reason (--keep-going)
+  std::set<std::string> failed_ids, all_ids;                 // volumes that failed; every input volume
   TempDir tmp;
   if (from_ct) {
     if (!o.volumes.empty() || !o.tokens1.empty())
       cli::fail_usage("CT inputs replace --volumes/--tokens1: give one or the other");
+    // The list is read once (stdin too), named once over all shards, then sharded.
+    const image::Metadata meta = o.ct.metadata.empty() ? image::Metadata() : image::Metadata(o.ct.metadata);
+    image::CtInputOptions ct = o.ct;
+    ct.inputs = image::collect_inputs(o.ct, meta, io.in);
+    ct.ids = image::input_ids(ct.inputs, o.ct.root);
+    all_ids.insert(ct.ids.begin(), ct.ids.end());
+    const auto [b, e] = o.common.shard.range(ct.inputs.size());
+    ct.inputs = {ct.inputs.begin() + static_cast<std::ptrdiff_t>(b), ct.inputs.begin() + static_cast<std::ptrdiff_t>(e)};
+    ct.ids = {ct.ids.begin() + static_cast<std::ptrdiff_t>(b), ct.ids.begin() + static_cast<std::ptrdiff_t>(e)};
+    if (ct.inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", o.common.shard.index, o.common.shard.count);
     tmp.make();
-    const auto [v, sf] = vlmio::prepare_ct_inputs(inputs_record, o.ct.inputs, o.ct.root, o.ct.metadata, o.ct.hu,
-                                                  tmp.path, o.common.device, o.common.threads);
-    vo.volumes = {v};
-    vo.slices = sf.empty() ? std::vector<std::string>{} : std::vector<std::string>{sf};
+    vlmio::CtPrepare cp;
+    cp.adapter_dir = adapter_dir;
+    cp.slice_encoder = o.slice_encoder;
+    cp.slice_encoder_config = o.slice_encoder_config;
+    cp.keep_going = o.batch_options.keep_going;
+    cp.dir = tmp.path;
+    cp.device = o.common.device;
+    cp.threads = o.common.threads;
+    const auto prepared = vlmio::prepare_ct_inputs(inputs_record, ct, cp);
+    for (const auto& [path, why] : prepared.failed) {
+      failed.emplace_back(path, why);
+      const auto at = std::find(ct.inputs.begin(), ct.inputs.end(), path);
+      if (at != ct.inputs.end()) failed_ids.insert(ct.ids[static_cast<std::size_t>(at - ct.inputs.begin())]);
+    }
+    vo.volumes = {prepared.volumes};
+    vo.slices = prepared.slice_features.empty() ? std::vector<std::string>{} : std::vector<std::string>{prepared.slice_features};
   }
   vlmio::VisionSource vision(vo, dev);
+  if (!from_ct) all_ids.insert(vision.ids().begin(), vision.ids().end());
 
-  // Items.
+  // Items. CT inputs are sharded by file above; HDF5 inputs by item below.
   std::vector<Item> items;
-  if (!vqa) {
+  const bool one_question = !o.question.empty() || !o.abnormality.empty();
+  if (!o.question.empty() && !o.abnormality.empty()) cli::fail_usage("give --question or --abnormality, not both");
+  if (one_question && !o.questions.empty()) cli::fail_usage("--question/--abnormality replace --questions");
+  std::vector<std::string> templates;
+  auto template_for = [&](const std::string& abnormality) {
+    if (templates.empty())
+      templates = vlmio::read_prompts(o.prompts.empty() ? vlmio::share_file("prompts/location.txt") : o.prompts, true);
+    return vlmio::fill(templates.front(), abnormality);
+  };
+  eval::VqaIds vqa_ids;  // the ids hse-eval vqa gives the same CSV's rows
+  if (!vqa || one_question) {
     std::map<std::string, std::string> refs;
-    if (!o.reports.empty()) refs = vlmio::read_reports(o.reports, o.report_column);
+    if (!o.reports.empty() && !vqa) refs = vlmio::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       Item it{vision.ids()[i], vlmio::kMrgEvalPrompt, {}, false, i};
-      if (auto r = refs.find(it.id); r != refs.end()) {
+      if (vqa) {
+        it.id = vqa_ids.next(it.id, o.abnormality);
+        it.prompt = !o.question.empty() ? o.question : template_for(o.abnormality);
+      } else if (auto r = refs.find(it.id); r != refs.end()) {
         it.reference = r->second;
         it.has_reference = true;
       }
@@ -166,40 +217,47 @@ int run(const Options& o, cli::Io& io) {
   } else {
     const std::string qpath = o.questions.empty() || o.questions == "-" ? "/dev/stdin" : o.questions;
     const auto rows = vlmio::read_vqa(qpath, false);
-    std::vector<std::string> templates;
-    std::map<std::string, int> seen;  // item ids must be unique for hse-eval
     for (const auto& r : rows) {
       Item it;
-      // "VolumeName|Abnormality" as hse-eval names RadGenome rows; a repeat gets "#2", "#3", ...
-      it.id = r.abnormality.empty() ? r.id : r.id + "|" + r.abnormality;
-      if (const int n = ++seen[it.id]; n > 1) it.id += "#" + std::to_string(n);
-      if (!r.question.empty()) {
-        it.prompt = r.question;
-      } else {
-        if (templates.empty())
-          templates = vlmio::read_prompts(o.prompts.empty() ? vlmio::share_file("prompts/location.txt") : o.prompts, true);
-        it.prompt = vlmio::fill(templates.front(), r.abnormality);
-      }
+      it.id = vqa_ids.next(r.id, r.abnormality);
+      it.prompt = !r.question.empty() ? r.question : template_for(r.abnormality);
       it.reference = r.answer;
       it.has_reference = !r.answer.empty();
       const auto v = vision.index_of(r.id);
-      if (!v) cli::fail_input(qpath, "volume '{}' is not in {}", r.id, vision.source());
+      if (!v) {
+        if (failed_ids.count(r.id)) continue;  // its CT file failed (--keep-going): listed there
+        if (from_ct && all_ids.count(r.id)) continue;  // another shard's volume
+        cli::fail_input(qpath, "volume '{}' is not in {}", r.id, from_ct ? std::string("the CT inputs") : vision.source());
+      }
       it.volume = *v;
       items.push_back(std::move(it));
     }
   }
+  if (!from_ct && o.common.shard.count > 1) {
+    const auto [b, e] = o.common.shard.range(items.size());
+    items = {items.begin() + static_cast<std::ptrdiff_t>(b), items.begin() + static_cast<std::ptrdiff_t>(e)};
+  }
+  if (items.empty()) cli::fail_usage("nothing to generate (no items{})", o.common.shard.count > 1 ? " in this shard" : "");
 
   // Prompts (token ids) and their length check against the LLM's context.
   const auto toks = vlm->tokens();
   const std::int64_t n_img = vlm->image_tokens();
   const std::int64_t ctx = vlm->llm->config.max_position_embeddings;
   std::vector<std::vector<std::int64_t>> prompt_ids;
-  for (const auto& it : items) {
+  std::vector<Item> kept;
+  for (auto& it : items) {
     auto ids = model::vlm_prompt_ids(toks, n_img, tok.encode(it.prompt, true));
-    if (static_cast<std::int64_t>(ids.size()) > ctx)
-      cli::fail_input(it.id, "prompt of {} tokens is longer than the LLM's context ({})", ids.size(), ctx);
+    if (static_cast<std::int64_t>(ids.size()) > ctx) {
+      const std::string why = fmt::format("prompt of {} tokens is longer than the LLM's context ({})", ids.size(), ctx);
+      if (!o.batch_options.keep_going) cli::fail_input(it.id, "{}", why);
+      cli::log_line(-1, fmt::format("failed: {}: {}", it.id, why));
+      failed.emplace_back(it.id, why);
+      continue;
+    }
     prompt_ids.push_back(std::move(ids));
+    kept.push_back(std::move(it));
   }
+  items = std::move(kept);
 
   model::GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : (vqa ? 74 : 512);
@@ -243,7 +301,14 @@ int run(const Options& o, cli::Io& io) {
     progress.tick(e - s);
   }
   progress.finish();
-  return 0;
+  if (!o.batch_options.failures.empty()) {
+    io::AtomicFile f(o.batch_options.failures);
+    for (const auto& [what, why] : failed) f.stream() << what << '\t' << why << '\n';
+    f.commit();
+  }
+  cli::summary("wrote {} {}{}", items.size(), vqa ? (items.size() == 1 ? "answer" : "answers") : (items.size() == 1 ? "report" : "reports"),
+               failed.empty() ? std::string() : fmt::format(" ({} failed)", failed.size()));
+  return failed.empty() ? 0 : static_cast<int>(cli::Exit::runtime);
 }
 
 }  // namespace hse::generate

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "hse/image/ct_input.h"
 #include "hse/io/h5.h"
 #include "hse/model/clip.h"
 
@@ -58,15 +59,36 @@ torch::Dtype parse_dtype(const std::string& dtype);
 std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
                           const std::vector<std::string>& slice_features);
 
-// CT files -> temporary volumes.h5 and slice_features.h5 in `dir`, made in-process by
-// hse-preprocess, hse-slice and hse-embed --slices with the recipes of `inputs_json` (an
-// adapter's record). Returns {volumes, slice_features ("" when the record has no slices)}.
-// Throws cli::Error exit 3 when the record lacks what is needed.
-std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_json,
-                                                       const std::vector<std::string>& ct_files,
-                                                       const std::string& root, const std::string& metadata,
-                                                       const std::string& hu, const std::string& dir,
-                                                       const std::string& device, int threads);
+// The inputs record as written into an adapter directory that will live at `final_dir`: the
+// towers' and the slice encoder's paths relative to it, and the slice encoder's config (small)
+// copied into `write_dir` (the directory being written, renamed to `final_dir` afterwards) as
+// slice_encoder_config.json. So a model folder can move, and an installed hse needs no source tree.
+std::string relocate_inputs(const std::string& inputs_json, const std::string& write_dir, const std::string& final_dir);
+
+// A path from an adapter's record: relative paths are relative to the adapter directory;
+// absolute paths are kept, except that a missing share/hse file (an older record, a moved
+// clone) is looked up in this hse's share/hse.
+std::string resolve_recorded(const std::string& adapter_dir, const std::string& recorded);
+
+// Where CT inputs of hse-generate go and what may override the adapter's record.
+struct CtPrepare {
+  std::string adapter_dir;           // relative paths of the record are relative to it
+  std::string slice_encoder;         // --slice-encoder: the 2-D encoder directory (replaces the record's)
+  std::string slice_encoder_config;  // --slice-encoder-config: its vit2d config JSON
+  bool keep_going = false;           // list failed files instead of stopping at the first
+  std::string dir;                   // private temporary directory for the intermediate files
+  std::string device;
+  int threads = 0;
+};
+struct CtPrepared {
+  std::string volumes, slice_features;                      // slice_features "" when the record has no slices
+  std::vector<std::pair<std::string, std::string>> failed;  // input path, reason (keep_going)
+};
+// CT files (`ct.inputs` already expanded, `ct.ids` set) -> volumes.h5 and slice_features.h5 in
+// p.dir, made in-process by hse-preprocess, hse-slice and hse-embed --slices with the recipes of
+// `inputs_json` (an adapter's record). Throws cli::Error exit 3 when the record lacks what is
+// needed; messages never name the temporary files.
+CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInputOptions& ct, const CtPrepare& p);
 
 struct VisionOptions {
   std::string clip;                          // stage-2 CLIP dir (both towers)

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
 #include <variant>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +20,8 @@
 #include "hse/cli/cli.h"
 #include "hse/embed/embed.h"
 #include "hse/io/csv.h"
+#include "hse/image/ct_batch.h"
+#include "hse/io/atomic.h"
 #include "hse/io/h5.h"
 #include "hse/preprocess/preprocess.h"
 #include "hse/slice/slice.h"
@@ -37,25 +42,9 @@ std::optional<std::size_t> find_ci(const io::Table& t, const std::vector<std::st
       if (lower(t.header[i]) == lower(n)) return i;
   return std::nullopt;
 }
-std::string exe_dir() {
-  std::error_code ec;
-  const auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : p.parent_path().string();
-}
 }  // namespace
 
-std::string share_file(const std::string& rel) {
-  std::vector<fs::path> cands;
-  if (const char* s = std::getenv("HSE_SHARE"); s && *s) cands.push_back(fs::path(s) / rel);
-  const std::string e = exe_dir();
-  if (!e.empty()) {
-    cands.push_back(fs::path(e) / ".." / "share" / "hse" / rel);
-    cands.push_back(fs::path(e) / ".." / ".." / "share" / "hse" / rel);
-  }
-  for (const auto& c : cands)
-    if (fs::exists(c)) return fs::weakly_canonical(c).string();
-  cli::fail_input(rel, "not found under $HSE_SHARE or the installed share/hse (give the file explicitly)");
-}
+std::string share_file(const std::string& rel) { return cli::share_file(rel); }
 
 std::vector<std::string> read_prompts(const std::string& path, bool need_abnormality) {
   std::ifstream f(path);
@@ -135,37 +124,104 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
   return j.dump();
 }
 
-std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_json,
-                                                       const std::vector<std::string>& ct_files,
-                                                       const std::string& root, const std::string& metadata,
-                                                       const std::string& hu, const std::string& dir,
-                                                       const std::string& device, int threads) {
+std::string relocate_inputs(const std::string& inputs_json, const std::string& write_dir, const std::string& final_dir) {
+  if (inputs_json.empty()) return inputs_json;
+  auto rec = nlohmann::json::parse(inputs_json);
+  const fs::path base = fs::absolute(final_dir).lexically_normal();
+  auto rel = [&](nlohmann::json& v) {
+    if (!v.is_string() || v.get<std::string>().empty()) return;
+    v = fs::absolute(v.get<std::string>()).lexically_normal().lexically_relative(base).generic_string();
+  };
+  if (rec.contains("clip")) rel(rec["clip"]);
+  if (rec.contains("slice_encoder") && rec["slice_encoder"].is_object()) {
+    auto& e = rec["slice_encoder"];
+    if (e.contains("model")) rel(e["model"]);
+    if (e.contains("vit2d_config") && e["vit2d_config"].is_string() && !e["vit2d_config"].get<std::string>().empty()) {
+      const std::string src = e["vit2d_config"].get<std::string>();
+      if (!fs::exists(src)) cli::fail_input(src, "the slice encoder's config is gone; cannot copy it into the adapter");
+      fs::copy_file(src, fs::path(write_dir) / "slice_encoder_config.json", fs::copy_options::overwrite_existing);
+      e["vit2d_config"] = "slice_encoder_config.json";
+    }
+  }
+  return rec.dump();
+}
+
+std::string resolve_recorded(const std::string& adapter_dir, const std::string& recorded) {
+  if (recorded.empty()) return recorded;
+  const fs::path p(recorded);
+  if (p.is_relative()) return (fs::path(adapter_dir) / p).lexically_normal().string();
+  if (fs::exists(p)) return recorded;
+  const std::string key = "/share/hse/";
+  if (const auto at = recorded.rfind(key); at != std::string::npos) {
+    const std::string found = share_file(recorded.substr(at + key.size()));
+    cli::warn("{}: recorded path {} is gone; using {}", adapter_dir, recorded, found);
+    return found;
+  }
+  return recorded;
+}
+
+namespace {
+// Failed inputs of a --keep-going batch (its --failures TSV: path<TAB>reason).
+std::vector<std::pair<std::string, std::string>> read_failures(const std::string& tsv) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!fs::exists(tsv)) return out;
+  std::istringstream in(io::read_file(tsv));
+  for (std::string line; std::getline(in, line);) {
+    const auto tab = line.find('\t');
+    if (!line.empty()) out.emplace_back(line.substr(0, tab), tab == std::string::npos ? "" : line.substr(tab + 1));
+  }
+  return out;
+}
+}  // namespace
+
+CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInputOptions& ct, const CtPrepare& p) {
   if (inputs_json.empty()) bad_record("is missing");
   const auto rec = nlohmann::json::parse(inputs_json);
   if (!rec.contains("volumes") || !rec["volumes"].is_object()) bad_record("has no volume recipe");
+  cli::NestedRun nested;  // the tools' own summary lines would name the temporary files
   cli::Io io = cli::standard_io();
-  auto common = [&](const std::string& out) {
+  auto common = [&](const std::string& name) {
     cli::Common c;
-    c.output = out;
-    c.device = device;
-    c.threads = threads;
-    c.verbosity = -1;
+    c.output = (fs::path(p.dir) / name).string();
+    c.device = p.device;
+    c.threads = p.threads;
     c.progress = cli::ProgressMode::never;
     return c;
   };
-  auto input = [&] {
-    image::CtInputOptions in;
-    in.inputs = ct_files;
-    in.root = root;
-    in.metadata = metadata;
-    in.hu = hu;
-    return in;
+  CtPrepared out;
+  image::CtInputOptions input = ct;
+  image::BatchOptions batch;
+  batch.keep_going = p.keep_going;
+  // Runs one step; failed inputs leave `input` and join out.failed. Errors never name p.dir.
+  auto step = [&](const std::string& failures, const std::function<void()>& fn) {
+    batch.failures = p.keep_going ? (fs::path(p.dir) / failures).string() : std::string();
+    try {
+      fn();
+    } catch (const cli::Error& e) {
+      if (e.file().rfind(p.dir, 0) == 0) throw cli::Error(e.code(), {}, e.what(), e.hint());
+      throw;
+    }
+    const auto failed = read_failures(batch.failures);
+    if (failed.empty()) return;
+    std::set<std::string> bad;
+    for (const auto& f : failed) bad.insert(f.first);
+    image::CtInputOptions kept = input;
+    kept.inputs.clear();
+    kept.ids.clear();
+    for (std::size_t i = 0; i < input.inputs.size(); ++i)
+      if (!bad.count(input.inputs[i])) {
+        kept.inputs.push_back(input.inputs[i]);
+        kept.ids.push_back(input.ids[i]);
+      }
+    input = kept;
+    out.failed.insert(out.failed.end(), failed.begin(), failed.end());
   };
   try {
     const auto& v = rec["volumes"];
     preprocess::Options po;
-    po.common = common((fs::path(dir) / "volumes.h5").string());
-    po.input = input();
+    po.common = common("volumes.h5");
+    po.input = input;
+    po.batch = batch;
     const auto win = get_or<std::vector<double>>(v, "window", {-1000, 200});
     const auto sp = get_or<std::vector<double>>(v, "spacing", {1.5, 0.75});
     const auto sz = get_or<std::vector<std::int64_t>>(v, "size", {32, 256, 256});
@@ -175,14 +231,17 @@ std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_
     po.size = {sz[0], sz[1], sz[2]};
     po.no_resample = get_or<std::int64_t>(v, "resample", 1) == 0;
     po.no_crop = get_or<std::int64_t>(v, "crop", 1) == 0;
-    preprocess::run(po, io);
-    if (!rec.contains("slices") || !rec.contains("slice_encoder"))
-      return {po.common.output, std::string()};
+    step("preprocess_failures.tsv", [&] {
+      po.batch = batch;
+      preprocess::run(po, io);
+    });
+    out.volumes = po.common.output;
+    cli::info("preprocessed {} volume{}", input.inputs.size(), input.inputs.size() == 1 ? "" : "s");
+    if (!rec.contains("slices") || !rec.contains("slice_encoder")) return out;
 
     const auto& s = rec["slices"];
     slice::Options so;
-    so.common = common((fs::path(dir) / "slices.h5").string());
-    so.input = input();
+    so.common = common("slices.h5");
     const auto swin = get_or<std::vector<double>>(s, "window", {-1000, 1000});
     const auto ssp = get_or<std::vector<double>>(s, "spacing", {1.5, 0.75});
     if (swin.size() != 2 || ssp.size() != 2) bad_record("has a malformed slice recipe");
@@ -192,19 +251,27 @@ std::pair<std::string, std::string> prepare_ct_inputs(const std::string& inputs_
     so.slices = get_or<std::int64_t>(s, "n_slices", 32);
     so.jpeg_quality = static_cast<int>(get_or<std::int64_t>(s, "jpeg_quality", 0));
     so.image_size = get_or<std::int64_t>(s, "image_size", 224);
-    slice::run(so, io);
+    step("slice_failures.tsv", [&] {
+      so.input = input;
+      so.batch = batch;
+      slice::run(so, io);
+    });
 
     const auto& e = rec["slice_encoder"];
     embed::Options eo;
-    eo.common = common((fs::path(dir) / "slice_features.h5").string());
+    eo.common = common("slice_features.h5");
     eo.slices = {so.common.output};
-    eo.model = get_or<std::string>(e, "model", "");
+    eo.model = !p.slice_encoder.empty() ? p.slice_encoder : resolve_recorded(p.adapter_dir, get_or<std::string>(e, "model", ""));
     eo.random_init = get_or<std::int64_t>(e, "random_init", -1);
-    eo.vit2d_config = get_or<std::string>(e, "vit2d_config", "");
+    eo.vit2d_config = !p.slice_encoder_config.empty()
+                          ? p.slice_encoder_config
+                          : resolve_recorded(p.adapter_dir, get_or<std::string>(e, "vit2d_config", ""));
     eo.prefix = get_or<std::string>(e, "prefix", "visual.trunk.");
     if (eo.model.empty() && eo.random_init < 0) bad_record("names no slice encoder");
+    if (!p.slice_encoder.empty()) eo.random_init = -1;
     embed::run(eo, io);
-    return {po.common.output, eo.common.output};
+    out.slice_features = eo.common.output;
+    return out;
   } catch (const nlohmann::json::exception& ex) {
     bad_record(fmt::format("is malformed ({})", ex.what()));
   }

@@ -27,12 +27,16 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
                          const CtInputOptions& input, const BatchOptions& batch, std::istream& in, int max_workers,
                          const std::function<BatchItem(LoadedCt&, int)>& work,
                          const std::function<void(const std::string&, BatchItem&&)>& sink) {
-  const HuMode hu_mode = parse_hu_mode(input.hu);
+  parse_hu_mode(input.hu);  // a usage error before any work
   const Metadata meta = input.metadata.empty() ? Metadata() : Metadata(input.metadata);
   std::vector<std::string> inputs = collect_inputs(input, meta, in);
+  // Ids over all shards, so that shards agree.
+  std::vector<std::string> ids = input.ids.empty() ? input_ids(inputs, input.root) : input.ids;
+  if (ids.size() != inputs.size()) throw std::logic_error("run_ct_batch: ids and inputs differ in number");
   const auto [b, e] = common.shard.range(inputs.size());
   inputs = std::vector<std::string>(inputs.begin() + static_cast<std::ptrdiff_t>(b),
                                     inputs.begin() + static_cast<std::ptrdiff_t>(e));
+  ids = std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(b), ids.begin() + static_cast<std::ptrdiff_t>(e));
   if (inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", common.shard.index, common.shard.count);
 
   std::unique_ptr<io::AtomicFile> failures;
@@ -50,7 +54,7 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
         const std::string& path = inputs[i];
         try {
           const auto t0 = std::chrono::steady_clock::now();
-          LoadedCt ct = load_ct(path, meta, hu_mode);
+          LoadedCt ct = load_ct(path, ids[i], meta, input);
           const auto t1 = std::chrono::steady_clock::now();
           Done d{ct.id, work(ct, nt)};
           const auto t2 = std::chrono::steady_clock::now();

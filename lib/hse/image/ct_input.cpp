@@ -1,7 +1,9 @@
 #include "hse/image/ct_input.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <istream>
+#include <regex>
 
 #include <CLI/CLI.hpp>
 
@@ -68,11 +70,55 @@ const MetaRow& Metadata::at(const std::string& volume_name, const std::string& i
   return it->second;
 }
 
-std::string volume_id(const std::string& path) {
-  fs::path p(path);
-  std::string s = p.filename().string();
-  if (s.empty()) s = p.parent_path().filename().string();
-  return s;
+bool is_ctrate_name(const std::string& s) {
+  // <split>_<patient>_<scan letter(s)>_<reconstruction>.nii[.gz], e.g. valid_53_a_1.nii.gz
+  static const std::regex re("^[A-Za-z]+_[0-9]+_[a-z]+_[0-9]+\\.nii(\\.gz)?$");
+  return std::regex_match(s, re);
+}
+
+std::vector<std::string> input_ids(const std::vector<std::string>& paths, const std::string& root) {
+  auto clean = [](const std::string& p) {
+    fs::path q = fs::absolute(p).lexically_normal();
+    if (q.filename().empty()) q = q.parent_path();  // "series/" -> "series"
+    return q;
+  };
+  std::vector<fs::path> abs;
+  for (const auto& p : paths) abs.push_back(clean(p));
+  // The inputs' common directory.
+  fs::path common;
+  bool first = true;
+  for (const auto& a : abs) {
+    const fs::path dir = a.parent_path();
+    if (first) {
+      common = dir;
+      first = false;
+      continue;
+    }
+    fs::path c;
+    auto i = common.begin(), j = dir.begin();
+    for (; i != common.end() && j != dir.end() && *i == *j; ++i, ++j) c /= *i;
+    common = c;
+  }
+  const fs::path r = root.empty() ? fs::path() : clean(root);
+  auto under = [](const fs::path& p, const fs::path& base) {
+    const auto rel = p.lexically_relative(base);
+    return !base.empty() && !rel.empty() && *rel.begin() != "..";
+  };
+  std::vector<std::string> ids;
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t k = 0; k < abs.size(); ++k) {
+    const std::string name = abs[k].filename().string();
+    std::string id;
+    if (is_ctrate_name(name)) id = name;
+    else if (under(abs[k], r)) id = abs[k].lexically_relative(r).generic_string();
+    else id = abs[k].lexically_relative(common).generic_string();
+    if (id.empty() || id == ".") id = name;
+    if (auto [it, fresh] = seen.emplace(id, k); !fresh)
+      cli::fail_input(paths[k], "has the same id '{}' as {}; inputs in one run need distinct ids (rename one, or give "
+                      "the inputs from a common directory that tells them apart)", id, paths[it->second]);
+    ids.push_back(std::move(id));
+  }
+  return ids;
 }
 
 std::string ctrate_path(const std::string& root, const std::string& name) {
@@ -103,19 +149,51 @@ std::string ctrate_path(const std::string& root, const std::string& name) {
 
 void add_ct_input_options(CLI::App& app, CtInputOptions& o) {
   app.add_option("inputs", o.inputs,
-                 "CT files (.nii, .nii.gz, .nrrd, .mha, .mhd, .dcm) or DICOM series directories; '-' reads a list of "
-                 "paths from stdin");
+                 "CT files (.nii, .nii.gz, .nrrd, .mha, .mhd, .dcm), directories (their volume files, searched "
+                 "recursively; else a DICOM series); '-' reads a list of paths from stdin");
   app.add_option("--root", o.root, "CT-RATE dataset root: with --metadata and no inputs, process every volume listed");
   app.add_option("--metadata", o.metadata,
                  "CT-RATE metadata CSV (VolumeName, RescaleSlope, RescaleIntercept, XYSpacing, ZSpacing)");
   app.add_option("--hu", o.hu,
-                 "conversion to HU: auto (rescale with the metadata's slope/intercept only when the values are not "
-                 "already HU), rescale, as-is")
+                 "conversion to HU: auto (rescale with the slope/intercept only when the values are not already HU; "
+                 "refuse values that cannot be HU when none is known), rescale, as-is (force the stored values)")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "rescale", "as-is"}));
+  app.add_option("--rescale-slope", o.rescale_slope,
+                 "RescaleSlope of the inputs, for files whose header and no metadata give it (with --rescale-intercept)");
+  app.add_option("--rescale-intercept", o.rescale_intercept,
+                 "RescaleIntercept of the inputs (e.g. -1024 for CT-RATE v1 files), with --rescale-slope");
+}
+
+bool is_volume_file(const std::string& name) {
+  for (const char* ext : {".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"}) {
+    const std::string e(ext);
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> volume_files_under(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (!name.empty() && name[0] != '.' && it->is_regular_file(ec) && is_volume_file(name))
+      out.push_back(it->path().lexically_normal().string());
+  }
+  if (ec) cli::fail_input(dir, "cannot list the directory ({})", ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 std::vector<std::string> collect_inputs(const CtInputOptions& o, const Metadata& meta, std::istream& in) {
+  if (o.rescale_slope.has_value() != o.rescale_intercept.has_value())
+    cli::fail_usage("--rescale-slope and --rescale-intercept go together");
+  if (o.rescale_slope && !o.metadata.empty())
+    cli::fail_usage("--rescale-slope/--rescale-intercept replace --metadata's values: give one or the other");
+  if (o.rescale_slope && *o.rescale_slope == 0) cli::fail_usage("--rescale-slope must not be 0");
   std::vector<std::string> out;
   for (const auto& p : o.inputs) {
     if (p == "-") {
@@ -125,7 +203,9 @@ std::vector<std::string> collect_inputs(const CtInputOptions& o, const Metadata&
         if (!line.empty() && line[0] != '#') out.push_back(line);
       }
     } else {
-      out.push_back(p);
+      const auto files = volume_files_under(p);
+      if (files.empty()) out.push_back(p);  // a file, or a DICOM series directory
+      else out.insert(out.end(), files.begin(), files.end());
     }
   }
   if (out.empty() && !o.root.empty()) {
@@ -136,16 +216,29 @@ std::vector<std::string> collect_inputs(const CtInputOptions& o, const Metadata&
   return out;
 }
 
-LoadedCt load_ct(const std::string& path, const Metadata& meta, HuMode mode) {
+LoadedCt load_ct(const std::string& path, const std::string& id, const Metadata& meta, const CtInputOptions& o) {
+  const HuMode mode = parse_hu_mode(o.hu);
   LoadedCt c;
-  c.id = volume_id(path);
-  const MetaRow* row = meta.empty() ? nullptr : &meta.at(c.id, path);
+  c.id = id;
+  const MetaRow* row = nullptr;
+  if (!meta.empty()) {
+    // CT-RATE metadata is keyed by VolumeName: the id, else the file name.
+    const std::string base = fs::path(id).filename().string();
+    row = &meta.at(meta.has(id) || !meta.has(base) ? id : base, path);
+  }
   c.volume = read_volume(path);
   std::optional<std::pair<double, double>> si;
-  if (row && row->slope && row->intercept) si = std::make_pair(*row->slope, *row->intercept);
+  if (o.rescale_slope && o.rescale_intercept) si = std::make_pair(*o.rescale_slope, *o.rescale_intercept);
+  else if (row && row->slope && row->intercept) si = std::make_pair(*row->slope, *row->intercept);
   if (mode == HuMode::rescale && !si && !c.volume.hu_by_reader)
-    cli::fail_input(path, "--hu rescale needs RescaleSlope and RescaleIntercept from --metadata");
+    cli::fail_input(path, "--hu rescale needs RescaleSlope and RescaleIntercept (--metadata, or --rescale-slope and "
+                    "--rescale-intercept)");
   c.hu = decide_hu(c.volume, mode, si);
+  if (c.hu.unknown)
+    cli::fail_input(path,
+                    "{} and no RescaleSlope/RescaleIntercept is known: give --metadata, or --rescale-slope and "
+                    "--rescale-intercept (1 and -1024 for CT-RATE v1 files), or --hu as-is to keep the stored values",
+                    c.hu.reason);
   cli::verbose("{}: {} HU: {}", path, c.hu.rescale ? "rescaling to" : "keeping values as", c.hu.reason);
   const auto& sp = c.volume.spacing;  // (x, y, z) from the header
   c.spacing_zxy = {sp[2], sp[0], sp[1]};

@@ -42,12 +42,23 @@ HuDecision decide_hu(const Volume& v, HuMode mode, std::optional<std::pair<doubl
   }
   d.air_as_is = cnt ? static_cast<double>(a0) / cnt : 0;
   d.air_rescaled = cnt ? static_cast<double>(a1) / cnt : 0;
+  d.min_value = mn;
   if (v.hu_by_reader) {
     d.rescale = false;
     d.reason = "the DICOM reader applied RescaleSlope/RescaleIntercept";
   } else if (identity) {
     d.rescale = false;
-    d.reason = si ? "slope 1 and intercept 0" : "no slope/intercept given (values used as stored)";
+    if (si) {
+      d.reason = "slope 1 and intercept 0";
+    } else if (mode == HuMode::as_is) {
+      d.reason = "--hu as-is";
+    } else {
+      d.unknown = mn >= 0 || d.air_as_is < 0.001;
+      d.reason = d.unknown ? fmt::format("values cannot be HU ({}; {:.2f}% of voxels in [-1100, -850])",
+                                         mn >= 0 ? fmt::format("minimum {:g}", mn) : std::string("no air"),
+                                         100 * d.air_as_is)
+                           : fmt::format("no slope/intercept given; values already HU ({:.1f}% air)", 100 * d.air_as_is);
+    }
   } else if (mode == HuMode::rescale) {
     d.rescale = true;
     d.reason = "--hu rescale";

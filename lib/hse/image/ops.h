@@ -27,6 +27,10 @@ struct HuDecision {
   bool rescale = false;
   double slope = 1, intercept = 0;
   double air_as_is = 0, air_rescaled = 0;  // share of sampled voxels in [-1100, -850] HU
+  float min_value = 0;                      // smallest sampled stored value
+  // HuMode::automatic without a slope/intercept on values that cannot be HU
+  // (no air near -1000, or no negative value): the caller must refuse.
+  bool unknown = false;
   std::string reason;
 };
 
@@ -34,6 +38,8 @@ struct HuDecision {
 // HuMode::automatic, the candidate (as stored, or rescaled) under which more
 // voxels look like air/lung ([-1100, -850] HU) wins; a tie rescales only
 // non-negative data. Never rescales data a DICOM reader already rescaled.
+// Without a slope/intercept, automatic mode marks values that cannot be HU
+// (`unknown`: under 0.1% of voxels near air, or a minimum >= 0).
 HuDecision decide_hu(const Volume& v, HuMode mode, std::optional<std::pair<double, double>> slope_intercept);
 
 // Trilinear resize of `box` of a contiguous [d][h][w] array (PyTorch

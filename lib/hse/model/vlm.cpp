@@ -445,7 +445,12 @@ HsenetVlm load_vlm(const std::string& path, const VlmLoadOptions& o) {
     cfg_source = path;
     weights = path;
   }
-  const std::string llm_dir = !o.llm.empty() ? o.llm : cfg.llm;
+  std::string llm_dir = !o.llm.empty() ? o.llm : cfg.llm;
+  // A relative LLM path in an adapter directory is relative to that directory (so that the
+  // adapter can move with its LLM); older adapters recorded it relative to the working directory.
+  if (o.llm.empty() && !llm_dir.empty() && fs::path(llm_dir).is_relative() && fs::is_directory(path) &&
+      fs::exists(fs::path(path) / llm_dir))
+    llm_dir = (fs::path(path) / llm_dir).lexically_normal().string();
   if (llm_dir.empty())
     throw cli::Error(cli::Exit::usage, cfg_source, "no LLM directory (the config has none and none was given)");
   if (o.check_base_name && cfg.use_lora && !cfg.lora.base_model_name_or_path.empty() &&

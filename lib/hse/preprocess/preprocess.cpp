@@ -14,9 +14,9 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind volumes)");
   image::add_ct_input_options(app, o.input);
-  app.add_option("--window", o.window, "HU window LO HI: values are clamped to it")->delimiter(',')->default_str("-1000,200");
-  app.add_option("--spacing", o.spacing, "target spacing Z XY in mm")->delimiter(',')->default_str("1.5,0.75");
-  app.add_option("--size", o.size, "output size D H W (0 keeps that axis's size)")->delimiter(',')->default_str("32,256,256");
+  cli::add_list(app, "--window", o.window, "HU window: values are clamped to it", "LO,HI");
+  cli::add_list(app, "--spacing", o.spacing, "target spacing in mm", "Z,XY");
+  cli::add_list(app, "--size", o.size, "output size (0 keeps that axis's size)", "D,H,W");
   app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
@@ -78,7 +78,7 @@ int run(const Options& o, cli::Io& io) {
   w.set_attr("recipe", std::string("hsenet-3d"));
   w.add_provenance({h5::provenance_record("hse-preprocess", cli::current_args())});
   w.commit();
-  cli::info("wrote {} volumes to {}{}", res.written, o.common.output,
+  cli::summary("wrote {} volumes to {}{}", res.written, o.common.output,
             res.failed ? fmt::format(" ({} failed)", res.failed) : std::string());
   return res.failed ? static_cast<int>(cli::Exit::runtime) : 0;
 }

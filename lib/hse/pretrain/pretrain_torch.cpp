@@ -35,8 +35,7 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({1, 2}));
   app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes; shards in order)")->required();
   app.add_option("--reports", o.reports, "CT-RATE reports CSV (VolumeName + text columns)")->required();
-  app.add_option("--text-columns", o.text_columns, "report columns joined as the text (default Findings_EN)")
-      ->delimiter(',');
+  cli::add_list(app, "--text-columns", o.text_columns, 0, "report columns joined as the text", "COL[,COL...]");
   app.add_option("--slice-features", o.slice_features, "stage 2: slice features (HDF5 kind slice_features)");
   app.add_option("--vision-config", o.vision_config, "3-D ViT config JSON (share/hse/configs/vit3d-*.json)");
   app.add_option("--text-model", o.text_model,
@@ -89,7 +88,7 @@ void declare(CLI::App& app, Options& o) {
 namespace {
 
 std::string vocab_for(const Options& o) {
-  if (!o.vocab.empty()) return o.vocab;
+  if (!o.vocab.empty()) return cli::vocab_file(o.vocab);
   if (!o.text_model.empty() && fs::is_directory(o.text_model)) return (fs::path(o.text_model) / "vocab.txt").string();
   if (!o.init.empty()) return (fs::path(o.init) / "vocab.txt").string();
   cli::fail_usage("give --vocab (or a --text-model directory holding vocab.txt)");
@@ -129,6 +128,17 @@ std::vector<std::pair<std::string, double>> validate(model::Clip& m, const train
   return out;
 }
 
+// " r2v_recall@5 0.433 (chance 0.043) ...": recall@K next to its chance K/N over N items.
+std::string validation_line(const std::vector<std::pair<std::string, double>>& metrics, std::size_t n) {
+  std::string line = fmt::format(" ({} pairs)", n);
+  for (const auto& [k, v] : metrics) {
+    const int K = std::stoi(k.substr(k.find('@') + 1));
+    line += fmt::format(" {} {:.3f} (chance {:.3f})", k, v, std::min(1.0, static_cast<double>(K) / static_cast<double>(n)));
+  }
+  m->train();
+  return out;
+}
+
 }  // namespace
 
 int run(const Options& o, cli::Io&) {
@@ -154,11 +164,11 @@ int run(const Options& o, cli::Io&) {
     cfg = model::ClipConfig::from_file(o.init);
   } else {
     if (o.vision_config.empty()) cli::fail_usage("give --vision-config (or --init)");
-    cfg.vision = model::Vit3dConfig::from_file(o.vision_config);
+    cfg.vision = model::Vit3dConfig::from_file(cli::config_file(o.vision_config));
     if (o.text_model.empty()) cli::fail_usage("give --text-model (an HF BERT directory or config.json)");
     cfg.text = model::BertConfig::from_file(fs::is_directory(o.text_model)
                                                 ? (fs::path(o.text_model) / "config.json").string()
-                                                : o.text_model);
+                                                : cli::config_file(o.text_model));
   }
   cfg.stage = o.stage;
   cfg.logit_scale_form = model::parse_logit_scale_form(o.logit_scale);
@@ -205,6 +215,10 @@ int run(const Options& o, cli::Io&) {
     vopt.sentence_truncation = false;
     val = std::make_unique<train::ClipData>(vopt, tok);
   }
+  auto validation = [&] {
+    return validation_line(validate(m, *val, o.eval_items, o.batch_size, dev),
+                           std::min<std::size_t>(val->size(), static_cast<std::size_t>(o.eval_items)));
+  };
   if (o.gradient_checkpointing) {
     m->vision_encoder->gradient_checkpointing = true;
     m->language_encoder->gradient_checkpointing = true;
@@ -321,21 +335,15 @@ int run(const Options& o, cli::Io&) {
                              static_cast<double>(global_batch) * o.grad_accum / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0)
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss_sum / n, lr);
-    if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main()) {
-      std::string line;
-      for (const auto& [k, v] : validate(m, *val, o.eval_items, o.batch_size, dev)) line += fmt::format(" {} {:.3f}", k, v);
-      cli::info("step {} validation:{}", step, line);
-    }
+    if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main())
+      cli::info("step {} validation:{}", step, validation());
     if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;
   }
   progress.finish();
   save(true);
-  if (val && dist->is_main()) {
-    std::string line;
-    for (const auto& [k, v] : validate(m, *val, o.eval_items, o.batch_size, dev)) line += fmt::format(" {} {:.3f}", k, v);
-    cli::info("final validation:{}", line);
-  }
+  if (val && dist->is_main()) cli::info("final validation:{}", validation());
   dist->barrier();
+  if (dist->is_main()) cli::summary("wrote {} (stage {}, {} steps)", o.common.output, o.stage, total_steps);
   return 0;
 }
 

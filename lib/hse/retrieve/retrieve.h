@@ -20,7 +20,7 @@ struct Options {
   std::vector<std::string> items;
   std::string text;                  // "-": free-text queries from stdin (one per line), needs --model
   std::string model;                 // CLIP checkpoint for --text
-  int k = 10;
+  int k = 100;
   bool header = false;
 };
 

@@ -18,7 +18,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--items", o.items, "item embeddings searched (HDF5 kind embeddings)")->required();
   app.add_option("--text", o.text, "'-': free-text queries from stdin, one per line (needs --model)");
   app.add_option("--model", o.model, "CLIP checkpoint that encodes --text queries");
-  app.add_option("-k,--top", o.k, "items per query")->default_val(10)->check(CLI::PositiveNumber);
+  app.add_option("-k,--top", o.k, "items per query (the default covers hse-eval's recall@100)")->default_val(100)->check(CLI::PositiveNumber);
   app.add_flag("--header", o.header, "print a header line");
   cli::add_common(app, o.common, cli::kThreads | cli::kVerbosity);
 }
@@ -84,6 +84,7 @@ int run(const Options& o, cli::Io& io) {
              << fmt::format("{:.6f}", vals[i][r].item<float>()) << '\n';
     if (!io.out) return 0;  // closed pipe
   }
+  cli::summary("ranked {} items for {} queries (top {})", items.x.size(0), sim.size(0), k);
   return 0;
 }
 

@@ -13,11 +13,8 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind slices)");
   image::add_ct_input_options(app, o.input);
-  app.add_option("--window", o.window, "HU window LO HI: values are clamped to it, then divided by 1000")
-      ->delimiter(',')
-      ->expected(2)
-      ->default_str("-1000,1000");
-  app.add_option("--spacing", o.spacing, "target spacing Z XY in mm")->delimiter(',')->expected(2)->default_str("1.5,0.75");
+  cli::add_list(app, "--window", o.window, "HU window: values are clamped to it, then divided by 1000", "LO,HI");
+  cli::add_list(app, "--spacing", o.spacing, "target spacing in mm", "Z,XY");
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--slices", o.slices, "slices per volume (linspace over Z; a trilinear resize when Z is smaller)")
       ->default_val(32)
@@ -80,7 +77,7 @@ int run(const Options& o, cli::Io& io) {
   w.set_attr("recipe", std::string("hsenet-2d"));
   w.add_provenance({h5::provenance_record("hse-slice", cli::current_args())});
   w.commit();
-  cli::info("wrote {} volumes ({} slices each) to {}{}", res.written, o.slices, o.common.output,
+  cli::summary("wrote {} volumes ({} slices each) to {}{}", res.written, o.slices, o.common.output,
             res.failed ? fmt::format(" ({} failed)", res.failed) : std::string());
   return res.failed ? static_cast<int>(cli::Exit::runtime) : 0;
 }

@@ -255,9 +255,8 @@ int run(const Options& o, cli::Io& io) {
       },
       [&](std::size_t, std::exception_ptr e) { std::rethrow_exception(e); });
   progress.finish();
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  cli::info("wrote {} volumes of {} patients ({:.1f} Mvoxels) to {} in {:.1f} s", jobs.size(), patients.size(),
-            voxels / 1e6, root, dt);
+  cli::summary("wrote {} volumes of {} patients ({:.1f} Mvoxels) to {}", jobs.size(), patients.size(), voxels / 1e6,
+               root);
   return 0;
 }
 
