@@ -89,11 +89,52 @@ one=$(ls "$D"/train/*/*/*.nii.gz | head -1)
 $PY - "$T/mrg/hse_vlm.json" <<'PYEOF' && ok "hse_vlm.json records the inputs' recipes" || bad "inputs record"
 import json, sys
 r = json.load(open(sys.argv[1]))["inputs"]
-assert r["clip"].endswith("/c2"), r["clip"]
+assert r["clip"] == "../c2", r["clip"]   # relative to the adapter directory
 assert r["volumes"]["size"] == [8, 32, 32] and r["volumes"]["resample"] == 0, r["volumes"]
 assert r["slices"]["n_slices"] == 16 and r["slices"]["image_size"] == 32, r["slices"]
-assert r["slice_encoder"]["random_init"] == 0 and r["slice_encoder"]["vit2d_config"].endswith("vit2d-tiny.json")
+assert r["slice_encoder"]["random_init"] == 0 and r["slice_encoder"]["vit2d_config"] == "slice_encoder_config.json"
 PYEOF
+[ -f "$T/mrg/slice_encoder_config.json" ] && ok "the slice encoder's config is copied into the adapter" || bad "slice_encoder_config.json"
+
+# The newcomer's path (issue 14) straight from CT files.
+read -r V1 < <($PY - "$D/truth.jsonl" "$D" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(next(sys.argv[2] + "/" + r["path"] for r in rows if r["convention"] == "v1" and r["intercept"] == -1024 and r["split"] == "train"))
+PYEOF
+)
+G1=(--model "$T/mrg" --max-new-tokens 8 --threads 1)
+"$GEN" "${G1[@]}" "$V1" > /dev/null 2> "$T/v1.err"
+[ $? = 3 ] && grep -q "cannot be HU" "$T/v1.err" && ok "hse-generate: a v1 file without metadata is refused" || { bad "v1 without metadata"; cat "$T/v1.err"; }
+"$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" "$V1" > "$T/v1meta.jsonl" 2>/dev/null \
+  && "$GEN" "${G1[@]}" --rescale-slope 1 --rescale-intercept -1024 "$V1" > "$T/v1flags.jsonl" 2> "$T/v1flags.err" \
+  && cmp -s "$T/v1meta.jsonl" "$T/v1flags.jsonl" && ok "--rescale-slope/--rescale-intercept: the report of --metadata" \
+  || bad "generate with --rescale-*"
+[ "$(grep -c 'warning:' "$T/v1flags.err")" = 1 ] && ok "hse-generate warns once (spacing), not per branch" || { bad "warnings"; cat "$T/v1flags.err"; }
+"$GEN" "${G1[@]}" -q --rescale-slope 1 --rescale-intercept -1024 "$V1" 2> "$T/q.err" > /dev/null
+[ ! -s "$T/q.err" ] && ok "hse-generate -q: no warnings" || bad "-q: $(cat "$T/q.err")"
+! grep -q "hse-generate-\|/tmp/" "$T/v1flags.err" && grep -q "preprocessed 1 volume$" "$T/v1flags.err" \
+  && grep -q "^hse-generate: wrote 1 report in [0-9.]* s$" "$T/v1flags.err" \
+  && ok "messages name no temporary path; a summary line" || { bad "messages"; cat "$T/v1flags.err"; }
+echo "$one" | "$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" - > "$T/stdin.jsonl" 2> "$T/stdin.err" \
+  && cmp -s "$T/stdin.jsonl" "$T/one.jsonl" && ok "a CT list on stdin is read once" || { bad "stdin list"; cat "$T/stdin.err"; }
+"$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" "$D/train" > "$T/dir.jsonl" \
+  && [ "$(wc -l < "$T/dir.jsonl")" = "$NVOL" ] && ok "a directory of NIfTI files" || bad "directory input"
+printf 'not a nifti' > "$T/bad.nii.gz"
+printf '%s\n%s\n' "$T/bad.nii.gz" "$one" | "$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" --keep-going \
+  --failures "$T/failed.tsv" - > "$T/kg.jsonl" 2> "$T/kg.err"
+[ $? = 1 ] && cmp -s "$T/kg.jsonl" "$T/one.jsonl" && grep -q "^$T/bad.nii.gz	" "$T/failed.tsv" \
+  && ok "--keep-going: the good file's report, the bad one in --failures, exit 1" || { bad "--keep-going"; cat "$T/kg.err"; }
+for i in 0 1; do "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 8 --reports "$REP" --shard $i/2 -q; done > "$T/shards.jsonl"
+cmp -s "$T/shards.jsonl" "$T/mrg.jsonl" && ok "--shard 0/2 + 1/2 = the whole run" || bad "--shard"
+mkdir -p "$T/moved/x" && cp -r "$T/mrg" "$T/c2" "$T/moved/x/" \
+  && "$GEN" --model "$T/moved/x/mrg" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 8 --threads 1 "$one" > "$T/moved.jsonl" \
+  && cmp -s "$T/moved.jsonl" "$T/one.jsonl" && ok "a moved model folder still reads CT files" || bad "moved adapter"
+mkdir -p "$T/alone" && cp -r "$T/mrg" "$T/alone/" && "$GEN" --model "$T/alone/mrg" --clip "$T/c2" \
+  --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 8 --threads 1 "$one" > "$T/alone.jsonl" \
+  && cmp -s "$T/alone.jsonl" "$T/one.jsonl" && ok "an adapter moved alone, with --clip" || bad "adapter alone + --clip"
+"$BIN/hse-info" "$T/mrg" > "$T/info.tsv" && grep -q "^kind	vlm_adapter" "$T/info.tsv" && grep -q "^parameters	" "$T/info.tsv" \
+  && "$BIN/hse-info" "$T/c2" | grep -q "^kind	checkpoint" && ok "hse-info describes adapter and checkpoint directories" || bad "hse-info dirs"
 
 # Cached token features (hse-embed --tokens) give the same output as the towers.
 if "$BIN/hse-embed" -q --model "$T/c1" --volumes "$T/tr.h5" --tokens -o "$T/tok1.h5" \
@@ -131,6 +172,14 @@ fi
   && check_jsonl "$T/vqa.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: one line per question" || bad "generate vqa"
 "$BIN/hse-eval" vqa "$T/vqa.jsonl" > "$T/vqa_eval.tsv" && grep -q "^acc_major" "$T/vqa_eval.tsv" \
   && ok "hse-eval vqa reads hse-generate's output as it is" || bad "hse-eval vqa on generate output"
+"$BIN/hse-eval" vqa -q --references "$VQA" --reference-source file "$T/vqa.jsonl" > /dev/null \
+  && ok "hse-eval vqa --references scores hse-generate's ids (#2 repeats) against the same CSV" || bad "VQA ids vs CSV"
+"$GEN" --model "$T/vqa" --metadata "$D/metadata/train_metadata.csv" --question "Where is the nodule?" --max-new-tokens 4 \
+  --threads 1 "$one" > "$T/q1.jsonl" && [ "$(wc -l < "$T/q1.jsonl")" = 1 ] && grep -q '"prompt":"Where is the nodule?"' "$T/q1.jsonl" \
+  && ok "--question: one question about one scan" || bad "--question"
+"$GEN" --model "$T/vqa" --metadata "$D/metadata/train_metadata.csv" --abnormality "pleural effusion" --max-new-tokens 4 \
+  --threads 1 "$one" > "$T/a1.jsonl" && grep -q "|pleural effusion\"" "$T/a1.jsonl" && grep -q "pleural effusion" "$T/a1.jsonl" \
+  && ok "--abnormality: the location template filled in" || bad "--abnormality"
 "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --max-new-tokens 4 < "$VQA" > "$T/vqa2.jsonl" \
   && check_jsonl "$T/vqa2.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: questions on stdin" || bad "vqa stdin"
 

@@ -376,6 +376,15 @@ int run(const std::string& tool, const std::string& description, const std::vect
     io.out << e.what() << '\n';
     return 0;
   } catch (const CLI::ParseError& e) {
+    // A tool with subcommands (hse-eval): name a mistyped one plainly.
+    const auto subs = app.get_subcommands([](CLI::App*) { return true; });
+    if (!subs.empty() && !args.empty() && !args[0].empty() && args[0][0] != '-' &&
+        app.get_subcommand_no_throw(args[0]) == nullptr) {
+      std::string names;
+      for (const auto* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
+      io.err << tool << ": unknown subcommand '" << args[0] << "' (one of: " << names << ")\n";
+      return static_cast<int>(Exit::usage);
+    }
     io.err << tool << ": " << one_line(e.what()) << '\n' << tool << ": hint: see '" << tool << " --help'\n";
     return static_cast<int>(Exit::usage);
   } catch (const Error& e) {

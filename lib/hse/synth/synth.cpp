@@ -169,7 +169,6 @@ int run(const Options& o, cli::Io& io) {
   if (o.gzip_level < 1 || o.gzip_level > 12) cli::fail_usage("--gzip-level: must be in 1..12");
   if (!(o.lesion_scale >= 0.25 && o.lesion_scale <= 4))
     cli::fail_usage("--lesion-scale: must be in 0.25..4");
-  const auto t0 = std::chrono::steady_clock::now();
   const std::string root = o.common.output + "/dataset";
   make_dirs(root);
   io::check_writable(root + "/truth.jsonl");
