@@ -100,7 +100,7 @@ PYEOF
 read -r V1 < <($PY - "$D/truth.jsonl" "$D" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(next(sys.argv[2] + "/" + r["path"] for r in rows if r["convention"] == "v1" and r["intercept"] == -1024 and r["split"] == "train"))
+print(next(sys.argv[2].rsplit("/dataset", 1)[0] + "/" + r["path"] for r in rows if r["convention"] == "v1" and r["intercept"] == -1024 and r["split"] == "train"))
 PYEOF
 )
 G1=(--model "$T/mrg" --max-new-tokens 8 --threads 1)
@@ -113,7 +113,7 @@ G1=(--model "$T/mrg" --max-new-tokens 8 --threads 1)
 [ "$(grep -c 'warning:' "$T/v1flags.err")" = 1 ] && ok "hse-generate warns once (spacing), not per branch" || { bad "warnings"; cat "$T/v1flags.err"; }
 "$GEN" "${G1[@]}" -q --rescale-slope 1 --rescale-intercept -1024 "$V1" 2> "$T/q.err" > /dev/null
 [ ! -s "$T/q.err" ] && ok "hse-generate -q: no warnings" || bad "-q: $(cat "$T/q.err")"
-! grep -q "hse-generate-\|/tmp/" "$T/v1flags.err" && grep -q "preprocessed 1 volume$" "$T/v1flags.err" \
+! grep -q "hse-generate-" "$T/v1flags.err" && grep -q "preprocessed 1 volume$" "$T/v1flags.err" \
   && grep -q "^hse-generate: wrote 1 report in [0-9.]* s$" "$T/v1flags.err" \
   && ok "messages name no temporary path; a summary line" || { bad "messages"; cat "$T/v1flags.err"; }
 echo "$one" | "$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" - > "$T/stdin.jsonl" 2> "$T/stdin.err" \

@@ -32,7 +32,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 v1 = next(r for r in rows if r["convention"] == "v1" and r["intercept"] == -1024)
 v2 = next(r for r in rows if r["convention"] == "v2")
-print(sys.argv[2] + "/" + v1["path"], sys.argv[2] + "/" + v2["path"])
+root = sys.argv[2].rsplit("/dataset", 1)[0]
+print(root + "/" + v1["path"], root + "/" + v2["path"])
 PYEOF
 )
 [ -f "$V1" ] && [ -f "$V2" ] || { echo "FAIL no v1/v2 files in truth.jsonl ($V1, $V2)"; exit 1; }

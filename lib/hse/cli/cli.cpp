@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -379,7 +380,7 @@ int run(const std::string& tool, const std::string& description, const std::vect
     // A tool with subcommands (hse-eval): name a mistyped one plainly.
     const auto subs = app.get_subcommands([](CLI::App*) { return true; });
     if (!subs.empty() && !args.empty() && !args[0].empty() && args[0][0] != '-' &&
-        app.get_subcommand_no_throw(args[0]) == nullptr) {
+        std::none_of(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(args[0]); })) {
       std::string names;
       for (const auto* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
       io.err << tool << ": unknown subcommand '" << args[0] << "' (one of: " << names << ")\n";

@@ -40,7 +40,8 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("mrg")
       ->check(CLI::IsMember({"mrg", "vqa"}));
   app.add_option("--questions", o.questions,
-                 "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference); - or absent: stdin");
+                 "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference; implies --task "
+                 "vqa); - or absent with --task vqa: stdin");
   app.add_option("--question", o.question, "vqa: ask this question about every volume (implies --task vqa)");
   app.add_option("--abnormality", o.abnormality,
                  "vqa: ask where this abnormality is in every volume, with the first location template (implies "
@@ -111,7 +112,10 @@ int run(const Options& o, cli::Io& io) {
   if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch and --num-beams must be positive");
   std::string adapter = !o.model.empty() ? o.model : o.adapter;
   if (adapter.empty()) cli::fail_usage("give --model ADAPTER_DIR (or --llm DIR --adapter DIR)");
-  const bool vqa = o.task == "vqa" || !o.question.empty() || !o.abnormality.empty();
+  const bool one_question = !o.question.empty() || !o.abnormality.empty();
+  const bool vqa = o.task == "vqa" || one_question || !o.questions.empty();
+  if (!o.question.empty() && !o.abnormality.empty()) cli::fail_usage("give --question or --abnormality, not both");
+  if (one_question && !o.questions.empty()) cli::fail_usage("--question/--abnormality replace --questions");
 
   // Model.
   model::VlmLoadOptions lo;
@@ -190,9 +194,6 @@ int run(const Options& o, cli::Io& io) {
 
   // Items. CT inputs are sharded by file above; HDF5 inputs by item below.
   std::vector<Item> items;
-  const bool one_question = !o.question.empty() || !o.abnormality.empty();
-  if (!o.question.empty() && !o.abnormality.empty()) cli::fail_usage("give --question or --abnormality, not both");
-  if (one_question && !o.questions.empty()) cli::fail_usage("--question/--abnormality replace --questions");
   std::vector<std::string> templates;
   auto template_for = [&](const std::string& abnormality) {
     if (templates.empty())

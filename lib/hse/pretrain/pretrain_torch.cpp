@@ -135,8 +135,7 @@ std::string validation_line(const std::vector<std::pair<std::string, double>>& m
     const int K = std::stoi(k.substr(k.find('@') + 1));
     line += fmt::format(" {} {:.3f} (chance {:.3f})", k, v, std::min(1.0, static_cast<double>(K) / static_cast<double>(n)));
   }
-  m->train();
-  return out;
+  return line;
 }
 
 }  // namespace
