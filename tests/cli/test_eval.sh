@@ -102,10 +102,15 @@ EOF2
 # acc_minor: only a -> 0.25
 if grep -q "^acc_major	0.750000$" "$T/vqa.tsv" && grep -q "^acc_minor	0.250000$" "$T/vqa.tsv"; then ok "vqa accuracies"; else bad "vqa accuracies"; cat "$T/vqa.tsv"; fi
 
-# Retrieval: q1's item at rank 1, q2's at rank 3, q3's absent.
-printf 'query_id\trank\titem_id\tscore\nq1\t1\tq1\t0.9\nq1\t2\tq2\t0.5\nq2\t1\tq1\t0.8\nq2\t2\tq3\t0.7\nq2\t3\tq2\t0.6\nq3\t1\tq1\t0.3\n' > "$T/rank.tsv"
+# Retrieval: q1's item at rank 1 (of 2), q2's at rank 3, q3's absent from its 3.
+printf 'query_id\trank\titem_id\tscore\nq1\t1\tq1\t0.9\nq1\t2\tq2\t0.5\nq2\t1\tq1\t0.8\nq2\t2\tq3\t0.7\nq2\t3\tq2\t0.6\nq3\t1\tq1\t0.3\nq3\t2\tq2\t0.2\nq3\t3\tq4\t0.1\n' > "$T/rank.tsv"
 "$E" retrieval --ks 1,3 "$T/rank.tsv" > "$T/ret.tsv"
 if grep -q "^recall@1	0.333333$" "$T/ret.tsv" && grep -q "^recall@3	0.666667$" "$T/ret.tsv"; then ok "retrieval recall@K"; else bad "retrieval"; cat "$T/ret.tsv"; fi
+# q3 ranked 1 deep without its item: recall@3 is unknown, refused.
+head -7 "$T/rank.tsv" > "$T/shallow.tsv"
+"$E" retrieval --ks 1,3 "$T/shallow.tsv" > /dev/null 2> "$T/shallow.err"
+[ $? = 3 ] && grep -q "recall@3 needs rankings of depth 3 or more, but query 'q3' ranks 1 items" "$T/shallow.err" \
+  && ok "recall@K deeper than a ranking without its item: exit 3" || { bad "shallow ranking"; cat "$T/shallow.err"; }
 # Volume-to-volume on the synthetic labels: every volume ranks itself first -> precision@1 = 1.
 L="$T/s/dataset/multi_abnormality_labels/valid_predicted_labels.csv"
 $PY - "$L" > "$T/v2v.tsv" <<'PYEOF'

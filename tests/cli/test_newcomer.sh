@@ -86,13 +86,16 @@ $PY - "$T/rank10.tsv" <<'PYEOF'
 import sys
 with open(sys.argv[1], "w") as f:
     for q in range(20):
-        for r in range(10):
-            f.write(f"q{q}\t{r + 1}\tq{(q + r) % 20}\t{1 - r / 10:.2f}\n")
+        for r in range(10):  # even queries find their item first; odd ones not in their 10
+            f.write(f"q{q}\t{r + 1}\tq{(q + r + q % 2) % 20}\t{1 - r / 10:.2f}\n")
 PYEOF
 "$BIN/hse-eval" retrieval "$T/rank10.tsv" > "$T/r.tsv" 2> "$T/r.err"
-[ $? = 0 ] && grep -q "^recall@10	1.0" "$T/r.tsv" && ! grep -q "^recall@50" "$T/r.tsv" && ! grep -q "^recall@100" "$T/r.tsv" \
-  && grep -q "left out recall@50,100.*ranks only 10" "$T/r.err" && ok "default K beyond the depth: left out with a warning" \
+[ $? = 0 ] && grep -q "^recall@10	0.5" "$T/r.tsv" && ! grep -q "^recall@50" "$T/r.tsv" && ! grep -q "^recall@100" "$T/r.tsv" \
+  && grep -q "left out recall@50,100.*ranks only 10 items without its true item" "$T/r.err" && ok "default K beyond the depth: left out with a warning" \
   || { bad "recall beyond the depth"; cat "$T/r.tsv" "$T/r.err"; }
+awk -F'\t' '$1 ~ /^q[02468]$|^q1[02468]$/' "$T/rank10.tsv" > "$T/found.tsv"
+"$BIN/hse-eval" retrieval -q "$T/found.tsv" > "$T/f.tsv" && grep -q "^recall@100	1.0" "$T/f.tsv" \
+  && ok "queries that found their item: recall@100 is known from depth 10" || { bad "found items"; cat "$T/f.tsv"; }
 expect "--ks 1,50 on depth 10: refused" 3 "recall@50 needs rankings of depth 50" "$BIN/hse-eval" retrieval --ks 1,50 "$T/rank10.tsv"
 
 # 3. References: inline and --references together need --reference-source.

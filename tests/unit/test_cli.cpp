@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <array>
+#include <chrono>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -45,6 +48,64 @@ TEST_CASE("run(): help, version, usage errors, typed errors") {
   CHECK(err == "hse-test: in.nii: truncated\n");
   CHECK(run_tool({"-o", "x", "--threads", "3"}, out, err, t) == 0);
   CHECK(t == 3);
+}
+
+TEST_CASE("logging: a progress bar is cleared before a log line; warnings once, none under -q") {
+  std::ostringstream sink;
+  cli::set_log("hse-test", 0, &sink);
+  {
+    cli::Progress p("work", 10, cli::ProgressMode::always);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    p.tick();  // draws the bar in place, no newline
+    REQUIRE(sink.str().find("[###") != std::string::npos);
+    REQUIRE(sink.str().back() != '\n');
+    cli::info("step {} loss {}", 1, 2.5);
+    // The log line starts on a cleared line, never after the bar's text.
+    CHECK(sink.str().find("\r\033[Khse-test: step 1 loss 2.5\n") != std::string::npos);
+    sink.str("");
+    cli::info("next");  // no bar shown since: nothing to clear
+    CHECK(sink.str() == "hse-test: next\n");
+  }
+  sink.str("");
+  cli::warn("{}: no spacing", "a.nii");
+  cli::warn("{}: no spacing", "a.nii");
+  cli::warn("{}: no spacing", "b.nii");
+  CHECK(sink.str() == "hse-test: warning: a.nii: no spacing\nhse-test: warning: b.nii: no spacing\n");
+  sink.str("");
+  cli::set_log_level(-1);
+  cli::warn("quiet please");
+  CHECK(sink.str().empty());
+  cli::set_log("hse", 0, nullptr);
+}
+
+TEST_CASE("list options take exactly their count in one argument") {
+  std::array<std::int64_t, 3> size{32, 256, 256};
+  std::string out;
+  std::vector<std::string> cols{"Findings_EN"};
+  auto parse = [&](std::vector<std::string> args) {
+    std::istringstream in;
+    std::ostringstream o, e;
+    cli::Io io{in, o, e};
+    out.clear();
+    const int rc = cli::run("hse-test", "t", args,
+                            [&](CLI::App& app) {
+                              cli::add_list(app, "--size", size, "size", "D,H,W");
+                              cli::add_list(app, "--text-columns", cols, 0, "columns", "COL[,COL...]");
+                              app.add_option("-o", out);
+                            },
+                            [&](cli::Io&) { return 0; }, io);
+    return std::make_pair(rc, e.str());
+  };
+  CHECK(parse({"--size", "16,64,64", "-o", "y.h5"}).first == 0);
+  CHECK(size == std::array<std::int64_t, 3>{16, 64, 64});
+  CHECK(out == "y.h5");
+  const auto [rc, err] = parse({"--size", "16,64", "-o", "y.h5"});
+  CHECK(rc == 2);
+  CHECK(err.find("--size: '16,64' is not 3 comma-separated values") != std::string::npos);
+  CHECK(parse({"--size", "16,64,x"}).first == 2);
+  CHECK(parse({"--size", "16,64,64.5"}).first == 2);
+  CHECK(parse({"--text-columns", "Findings_EN,Impressions_EN"}).first == 0);
+  CHECK(cols == std::vector<std::string>{"Findings_EN", "Impressions_EN"});
 }
 
 TEST_CASE("shards cover the items in contiguous blocks") {

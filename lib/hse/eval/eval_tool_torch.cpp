@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -364,15 +365,18 @@ std::string slug(const std::string& s) {
   return o;
 }
 
-// The K values the rankings support: every query's ranking must hold at least K
-// items. An explicit --ks beyond that is refused (exit 3); a default K is left
-// out with a warning. Never prints a figure the input cannot support.
+// The K values the rankings support. A query's figure at K is known when its
+// ranking holds K items or more, or when a deeper ranking could not change it
+// (`settled`: its true item was found, or the ranking is complete). An explicit
+// --ks beyond that is refused (exit 3); a default K is left out with a warning.
+// Never prints a figure the input cannot support.
 std::vector<int> supported_ks(const std::vector<int>& ks, bool explicit_ks, const std::vector<std::string>& order,
-                              const std::vector<std::vector<std::string>>& rankings, const std::string& name,
-                              const std::string& metric) {
+                              const std::vector<std::vector<std::string>>& rankings,
+                              const std::function<bool(std::size_t)>& settled, const std::string& name,
+                              const std::string& metric, const std::string& why) {
   std::size_t depth = std::numeric_limits<std::size_t>::max(), shallow = 0;
   for (std::size_t q = 0; q < rankings.size(); ++q)
-    if (rankings[q].size() < depth) {
+    if (!settled(q) && rankings[q].size() < depth) {
       depth = rankings[q].size();
       shallow = q;
     }
@@ -382,16 +386,16 @@ std::vector<int> supported_ks(const std::vector<int>& ks, bool explicit_ks, cons
       out.push_back(k);
     } else if (explicit_ks) {
       throw cli::Error(cli::Exit::incompatible, name,
-                       fmt::format("{}@{} needs rankings of depth {} or more, but query '{}' ranks {} items", metric,
-                                   k, k, order[shallow], depth),
+                       fmt::format("{}@{} needs rankings of depth {} or more, but query '{}' ranks {} items {}", metric,
+                                   k, k, order[shallow], depth, why),
                        fmt::format("rank deeper (hse-retrieve -k {}) or ask for smaller K (--ks)", k));
     } else {
       dropped.push_back(k);
     }
   }
   if (!dropped.empty())
-    cli::warn("{}: left out {}@{}: query '{}' ranks only {} items (rank deeper with hse-retrieve -k)", name, metric,
-              fmt::join(dropped, ","), order[shallow], depth);
+    cli::warn("{}: left out {}@{}: query '{}' ranks only {} items {} (rank deeper with hse-retrieve -k)", name, metric,
+              fmt::join(dropped, ","), order[shallow], depth, why);
   if (out.empty()) cli::fail_input(name, "the rankings (depth {}) support none of the K values asked for", depth);
   return out;
 }
@@ -463,7 +467,17 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
       labels[lt.rows[r][idc]] = v;
     }
     for (auto& r : rankings) r = v2v_filter_ranking(r, labels);
-    const auto ks = supported_ks(parse_ks(o.ks, {1, 5, 10, 50}), !o.ks.empty(), order, rankings, name, "precision");
+    // Volumes rank volumes: a ranking is complete when it holds every query that is in the pool.
+    std::set<std::string> pool_queries;
+    for (const auto& q : order)
+      if (auto it = labels.find(q); it != labels.end() && std::any_of(it->second.begin(), it->second.end(), [](auto x) { return x != 0; }))
+        pool_queries.insert(q);
+    auto complete = [&](std::size_t q) {
+      const std::set<std::string> have(rankings[q].begin(), rankings[q].end());
+      return std::includes(have.begin(), have.end(), pool_queries.begin(), pool_queries.end());
+    };
+    const auto ks = supported_ks(parse_ks(o.ks, {1, 5, 10, 50}), !o.ks.empty(), order, rankings, complete, name,
+                                 "precision", "of a larger pool");
     const auto p = v2v_precision_at_k(order, rankings, labels, ks);
     const auto c = v2v_map_cumulative(order, rankings, labels, ks);
     for (std::size_t i = 0; i < ks.size(); ++i) t.emplace_back(fmt::format("precision@{}", ks[i]), p[i]);
@@ -493,7 +507,12 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
       positives.push_back(it->second);
     }
   }
-  for (int k : supported_ks(parse_ks(o.ks, {1, 5, 10, 50, 100}), !o.ks.empty(), order, rankings, name, "recall"))
+  // Once a query's true item is found, a deeper ranking cannot change its recall.
+  auto found = [&](std::size_t q) {
+    return std::find(rankings[q].begin(), rankings[q].end(), positives[q]) != rankings[q].end();
+  };
+  for (int k : supported_ks(parse_ks(o.ks, {1, 5, 10, 50, 100}), !o.ks.empty(), order, rankings, found, name, "recall",
+                            "without its true item"))
     t.emplace_back(fmt::format("recall@{}", k), recall_at_k(rankings, positives, k));
 }
 
@@ -551,8 +570,8 @@ int run(const Options& o, cli::Io& io) {
   }
   write_outputs(o, io, t, pairs, per_item);
   const int rc = check_fail_under(o, t);
-  if (o.task == "retrieval") cli::summary("scored {} metrics", t.size());
-  else cli::summary("scored {} items ({} metrics)", pairs.size(), t.size());
+  if (rc == 0 && o.task == "retrieval") cli::summary("scored {} metrics", t.size());
+  else if (rc == 0) cli::summary("scored {} items ({} metrics)", pairs.size(), t.size());
   return rc;
 }
 

@@ -84,7 +84,7 @@ int run(const Options& o, cli::Io& io) {
              << fmt::format("{:.6f}", vals[i][r].item<float>()) << '\n';
     if (!io.out) return 0;  // closed pipe
   }
-  cli::summary("ranked {} items for {} queries (top {})", items.x.size(0), sim.size(0), k);
+  cli::summary("ranked {} items for {} quer{} (top {})", items.x.size(0), sim.size(0), sim.size(0) == 1 ? "y" : "ies", k);
   return 0;
 }
 
