@@ -61,7 +61,9 @@ Volume read_series(const std::string& dir) {
   names->SetUseSeriesDetails(true);
   names->SetDirectory(dir);
   const auto uids = names->GetSeriesUIDs();
-  if (uids.empty()) cli::fail_input(dir, "no DICOM series found in directory");
+  if (uids.empty())
+    cli::fail_input(dir, "a directory with neither volume files (.nii, .nii.gz, .nrrd, .mha, .mhd, searched recursively) "
+                    "nor a DICOM series");
   std::string best;
   std::size_t best_n = 0;
   for (const auto& uid : uids) {
