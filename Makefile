@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo install clean configure
+.PHONY: all build deps test demo install package clean configure
 
 all: build
 
@@ -34,6 +34,10 @@ demo: build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# build/hse-<version>-<arch>.tar.gz and .deb (cpack)
+package: build
+	cd $(BUILD) && cpack
 
 clean:
 	rm -rf $(BUILD) out

@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 #include <H5public.h>
+#include <fmt/ranges.h>
 
 #include "hse/build_info.h"
 #include "hse/io/atomic.h"
@@ -352,7 +353,73 @@ std::string one_line(std::string s) {
 
 namespace {
 std::vector<std::string> g_args;
+
+// Flag names of one (sub)command and the choices of flags typed "a|b|c".
+void flag_words(CLI::App& app, std::vector<std::string>& words, std::vector<std::pair<std::string, std::string>>& choices) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_positional()) continue;
+    std::vector<std::string> names;
+    for (const auto& n : opt->get_lnames()) names.push_back("--" + n);
+    for (const auto& n : opt->get_snames()) names.push_back("-" + n);
+    std::string type = opt->get_type_name();
+    const bool listed = type.find('|') != std::string::npos && type.find_first_of(" [<") == std::string::npos;
+    for (const auto& n : names) {
+      words.push_back(n);
+      if (listed) {
+        std::string w = type;
+        for (auto& c : w)
+          if (c == '|') c = ' ';
+        choices.emplace_back(n, w);
+      }
+    }
+  }
 }
+
+std::string shell_name(const std::string& tool) {
+  std::string f = "_" + tool;
+  for (auto& c : f)
+    if (c == '-') c = '_';
+  return f;
+}
+
+// A bash completion script for a tool, generated from its flag declarations
+// (what `hse-<verb> --bash-completion` prints; the build installs them under
+// share/bash-completion/completions): flags, subcommands, and the values of
+// flags whose type is a list of choices ("auto|always|never").
+std::string bash_completion(const std::string& tool, CLI::App& app) {
+  std::vector<std::string> words;
+  std::vector<std::pair<std::string, std::string>> choices;
+  flag_words(app, words, choices);
+  const auto subs = app.get_subcommands([](CLI::App*) { return true; });
+  std::string out = fmt::format("# bash completion for {} (generated from its flag declarations by {} --bash-completion)\n", tool, tool);
+  out += fmt::format("{}() {{\n  local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} words\n", shell_name(tool));
+  auto choice_case = [&](const std::vector<std::pair<std::string, std::string>>& ch, const std::string& indent) {
+    if (ch.empty()) return std::string();
+    std::string s = indent + "case $prev in\n";
+    for (const auto& [flag, w] : ch) s += fmt::format("{}  {}) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return ;;\n", indent, flag, w);
+    return s + indent + "esac\n";
+  };
+  out += choice_case(choices, "  ");
+  if (!subs.empty()) {
+    std::string names;
+    for (auto* s : subs) names += (names.empty() ? "" : " ") + s->get_name();
+    out += fmt::format("  if [ \"$COMP_CWORD\" = 1 ]; then COMPREPLY=($(compgen -W \"{} --help --version\" -- \"$cur\")); return; fi\n", names);
+    out += "  case ${COMP_WORDS[1]} in\n";
+    for (auto* s : subs) {
+      std::vector<std::string> sw;
+      std::vector<std::pair<std::string, std::string>> sc;
+      flag_words(*s, sw, sc);
+      out += fmt::format("    {})\n{}      words=\"{}\" ;;\n", s->get_name(), choice_case(sc, "      "), fmt::join(sw, " "));
+    }
+    out += "  esac\n";
+  } else {
+    out += fmt::format("  words=\"{}\"\n", fmt::join(words, " "));
+  }
+  out += "  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W \"$words\" -- \"$cur\")); else COMPREPLY=($(compgen -f -- \"$cur\")); fi\n}\n";
+  out += fmt::format("complete -o filenames -F {} {}\n", shell_name(tool), tool);
+  return out;
+}
+}  // namespace
 const std::vector<std::string>& current_args() { return g_args; }
 
 int run(const std::string& tool, const std::string& description, const std::vector<std::string>& args,
@@ -365,6 +432,10 @@ int run(const std::string& tool, const std::string& description, const std::vect
   app.get_formatter()->column_width(34);
   try {
     declare(app);
+    if (args.size() == 1 && args[0] == "--bash-completion") {  // not a flag: the build's hook
+      io.out << bash_completion(tool, app);
+      return 0;
+    }
     std::vector<std::string> rev(args.rbegin(), args.rend());
     app.parse(rev);
   } catch (const CLI::CallForHelp&) {

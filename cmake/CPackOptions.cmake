@@ -1,0 +1,6 @@
+# Per-generator CPack settings (CPACK_PROJECT_CONFIG_FILE).
+if(CPACK_GENERATOR STREQUAL "DEB")
+  set(CPACK_PACKAGING_INSTALL_PREFIX /opt/hse)
+else()
+  set(CPACK_PACKAGING_INSTALL_PREFIX "")
+endif()
