@@ -170,6 +170,26 @@ fi
   --train-llm full --max-steps 3 --batch-size 2 -q -o "$T/vqa" && ok "finetune vqa" || bad "finetune vqa"
 "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 8 > "$T/vqa.jsonl" \
   && check_jsonl "$T/vqa.jsonl" "$(($(wc -l < "$VQA") - 1))" vqa && ok "generate vqa: one line per question" || bad "generate vqa"
+# Templates: one drawn per item with --seed (HSENet), or the first; the same seed, the same draws.
+prompts_of() { $PY -c 'import json,sys; print("\n".join(json.loads(l)["prompt"] for l in open(sys.argv[1])))' "$1"; }
+"$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 1 --prompt-choice first > "$T/first.jsonl" \
+  && "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 1 --seed 5 > "$T/r5.jsonl" \
+  && "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 1 --seed 5 > "$T/r5b.jsonl" \
+  && "$GEN" "${VIS[@]}" --task vqa --model "$T/vqa" --questions "$VQA" --max-new-tokens 1 --seed 6 > "$T/r6.jsonl" \
+  && $PY - "$T" "$S/prompts/location.txt" <<'PYEOF' && ok "--prompt-choice first|random, seeded" || bad "--prompt-choice"
+import json, sys
+t, loc = sys.argv[1], [l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")]
+P = {k: [json.loads(l)["prompt"] for l in open(f"{t}/{k}.jsonl")] for k in ("first", "r5", "r5b", "r6")}
+first = loc[0].split("{abnormality}")[0]
+assert all(p.startswith(first) for p in P["first"]), P["first"][:3]
+assert P["r5"] == P["r5b"], "the same seed drew other templates"
+assert P["r5"] != P["r6"], "another seed drew the same templates"
+assert any(a != b for a, b in zip(P["r5"], P["first"])), "random drew the first template only"
+PYEOF
+printf 'Report on this scan.\nWhat does the CT show?\n' > "$T/mrg_prompts.txt"
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 2 --prompts "$T/mrg_prompts.txt" > "$T/mp.jsonl" \
+  && [ "$(prompts_of "$T/mp.jsonl" | sort -u | grep -vc -e '^Report on this scan.$' -e '^What does the CT show?$')" = 0 ] \
+  && ok "mrg --prompts FILE" || bad "mrg --prompts"
 "$BIN/hse-eval" vqa "$T/vqa.jsonl" > "$T/vqa_eval.tsv" && grep -q "^acc_major" "$T/vqa_eval.tsv" \
   && ok "hse-eval vqa reads hse-generate's output as it is" || bad "hse-eval vqa on generate output"
 "$BIN/hse-eval" vqa -q --references "$VQA" --reference-source file "$T/vqa.jsonl" > /dev/null \

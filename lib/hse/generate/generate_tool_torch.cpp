@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -48,7 +49,15 @@ void declare(CLI::App& app, Options& o) {
                  "--task vqa)");
   app.add_option("--reports", o.reports, "mrg: reports CSV whose --report-column becomes the reference");
   vlmio::add_report_column_option(app, o.report_column);
-  app.add_option("--prompts", o.prompts, "vqa: location templates (default share/hse/prompts/location.txt; the first is used)");
+  app.add_option("--prompts", o.prompts,
+                 "prompt templates: vqa, location templates with {abnormality} (default "
+                 "share/hse/prompts/location.txt); mrg, report prompts (default: HSENet's one evaluation prompt)");
+  app.add_option("--prompt-choice", o.prompt_choice,
+                 "which template each item gets: random (seeded by --seed and the item's position, as HSENet draws "
+                 "one per item) or first")
+      ->default_val("random")
+      ->check(CLI::IsMember({"random", "first"}))
+      ->type_name("random|first");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
   app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
   app.add_option("--num-beams", o.num_beams, "beam search width (1: greedy)")->default_val(1);
@@ -195,20 +204,28 @@ int run(const Options& o, cli::Io& io) {
   // Items. CT inputs are sharded by file above; HDF5 inputs by item below.
   std::vector<Item> items;
   std::vector<std::string> templates;
-  auto template_for = [&](const std::string& abnormality) {
+  // The template of item `n` (its position in the input): the first, or one drawn with --seed.
+  auto pick = [&](const std::vector<std::string>& list, std::size_t n) -> const std::string& {
+    if (o.prompt_choice == "first" || list.size() == 1) return list.front();
+    std::mt19937_64 rng(o.common.seed * 1000003ull + n);
+    return list[std::uniform_int_distribution<std::size_t>(0, list.size() - 1)(rng)];
+  };
+  auto template_for = [&](const std::string& abnormality, std::size_t n) {
     if (templates.empty())
       templates = vlmio::read_prompts(o.prompts.empty() ? vlmio::share_file("prompts/location.txt") : o.prompts, true);
-    return vlmio::fill(templates.front(), abnormality);
+    return vlmio::fill(pick(templates, n), abnormality);
   };
+  std::vector<std::string> mrg_prompts{vlmio::kMrgEvalPrompt};
+  if (!vqa && !o.prompts.empty()) mrg_prompts = vlmio::read_prompts(o.prompts, false);
   eval::VqaIds vqa_ids;  // the ids hse-eval vqa gives the same CSV's rows
   if (!vqa || one_question) {
     std::map<std::string, std::string> refs;
     if (!o.reports.empty() && !vqa) refs = vlmio::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
-      Item it{vision.ids()[i], vlmio::kMrgEvalPrompt, {}, false, i};
+      Item it{vision.ids()[i], pick(mrg_prompts, i), {}, false, i};
       if (vqa) {
         it.id = vqa_ids.next(it.id, o.abnormality);
-        it.prompt = !o.question.empty() ? o.question : template_for(o.abnormality);
+        it.prompt = !o.question.empty() ? o.question : template_for(o.abnormality, i);
       } else if (auto r = refs.find(it.id); r != refs.end()) {
         it.reference = r->second;
         it.has_reference = true;
@@ -218,10 +235,11 @@ int run(const Options& o, cli::Io& io) {
   } else {
     const std::string qpath = o.questions.empty() || o.questions == "-" ? "/dev/stdin" : o.questions;
     const auto rows = vlmio::read_vqa(qpath, false);
-    for (const auto& r : rows) {
+    for (std::size_t row = 0; row < rows.size(); ++row) {
+      const auto& r = rows[row];
       Item it;
       it.id = vqa_ids.next(r.id, r.abnormality);
-      it.prompt = !r.question.empty() ? r.question : template_for(r.abnormality);
+      it.prompt = !r.question.empty() ? r.question : template_for(r.abnormality, row);
       it.reference = r.answer;
       it.has_reference = !r.answer.empty();
       const auto v = vision.index_of(r.id);
