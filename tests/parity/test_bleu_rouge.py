@@ -429,6 +429,36 @@ def main():
                 if n == 4:
                     check(f"corpus BP [{v}] (subsets)", close(c[v]["bp"], ref.bp), f"pairs {lo}:{hi}: BP")
 
+    # The default call of each library, through hse-eval report with no option changed:
+    # sacrebleu's BLEU() corpus_score and sentence_bleu smooth with exp by default, rouge_score
+    # scores without a stemmer.
+    tool = os.path.join(BIN, "hse-eval")
+    strip = [(p.strip(), r.strip()) for p, r in pairs]
+    with tempfile.TemporaryDirectory(prefix="hse-bleu-") as tmp:
+        fin = os.path.join(tmp, "pred.jsonl")
+        with open(fin, "w", encoding="utf-8") as f:
+            for i, (p, r) in enumerate(pairs):
+                f.write(json.dumps({"id": str(i), "prediction": p, "reference": r}, ensure_ascii=False) + "\n")
+        proc = subprocess.run([tool, "report", "--json", "-q", fin], capture_output=True, text=True)
+    check("hse-eval report (defaults) runs", proc.returncode == 0, proc.stderr[-500:])
+    if proc.returncode == 0:
+        got = json.loads(proc.stdout)
+        hs, rs = [p for p, _ in strip], [r for _, r in strip]
+        for n in range(1, 5):
+            ref = BLEU(max_ngram_order=n).corpus_score(hs, [rs])
+            check("default call: corpus BLEU() = bleuN", close(got[f"bleu{n}"], ref.score / 100),
+                  f"n {n}: sacrebleu {ref.score / 100}, hse {got[f'bleu{n}']}")
+            sent = sum(BLEU(max_ngram_order=n, effective_order=True).sentence_score(p, [r]).score / 100
+                       for p, r in strip) / len(strip)
+            check("default call: sentence_score = sentence_bleuN", close(got[f"sentence_bleu{n}"], sent),
+                  f"n {n}: sacrebleu {sent}, hse {got[f'sentence_bleu{n}']}")
+        sb = sum(sacrebleu.sentence_bleu(p, [r]).score / 100 for p, r in strip) / len(strip)
+        check("default call: sacrebleu.sentence_bleu = sentence_bleu4", close(got["sentence_bleu4"], sb),
+              f"sacrebleu {sb}, hse {got['sentence_bleu4']}")
+        for key in ("rouge1", "rouge2", "rougeL"):
+            m = sum(scorer.score(r, p)[key].fmeasure for p, r in strip) / len(strip)
+            check("default call: RougeScorer() = " + key, close(got[key], m), f"rouge_score {m}, hse {got[key]}")
+
     width = max(len(k) for k in stats)
     for k in sorted(stats):
         print(f"  {k:<{width}}  {stats[k] - fails[k]:5d}/{stats[k]:<5d}" + ("  FAIL" if fails[k] else ""))

@@ -24,7 +24,7 @@ struct Options {
   bool json = false;
   std::string per_item;                 // per-sample scores (TSV)
   std::vector<std::string> fail_under;  // metric=value
-  std::string smooth = "none";
+  std::string smooth = "exp";  // sacrebleu's default, for BLEU() and sentence_bleu alike
   double smooth_value = 0;
   bool stem = false;
   std::string compat;                   // "hsenet"

@@ -67,8 +67,8 @@ void declare(CLI::App& app, Options& o) {
   };
   auto text_options = [&](CLI::App* sub) {
     sub->add_option("--ref-column", o.ref_column, "reports CSV column with the reference text")->default_val("Findings_EN");
-    sub->add_option("--smooth", o.smooth, "BLEU smoothing (sacrebleu): none, floor, add-k, exp")
-        ->default_val("none")
+    sub->add_option("--smooth", o.smooth, "BLEU smoothing (sacrebleu's methods and default): exp, none, floor, add-k")
+        ->default_val("exp")
         ->check(CLI::IsMember({"none", "floor", "add-k", "exp"}));
     sub->add_option("--smooth-value", o.smooth_value, "smoothing value for floor (0.1) and add-k (1)");
     sub->add_flag("--stem", o.stem, "ROUGE with rouge-score's Porter stemmer");
