@@ -251,6 +251,7 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
     so.slices = get_or<std::int64_t>(s, "n_slices", 32);
     so.jpeg_quality = static_cast<int>(get_or<std::int64_t>(s, "jpeg_quality", 0));
     so.image_size = get_or<std::int64_t>(s, "image_size", 224);
+    so.compat = get_or<std::string>(s, "compat", "");
     step("slice_failures.tsv", [&] {
       so.input = input;
       so.batch = batch;

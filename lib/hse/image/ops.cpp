@@ -178,6 +178,30 @@ Array3 to_zxy_resampled(Volume& v, const HuDecision& hu, double lo, double hi, b
   return transpose_xy(r.v.data(), r.d, r.h, r.w, threads);
 }
 
+Array3 hsenet_slicing_array(Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
+                            std::array<double, 3> sp, double target_z, double target_xy, int threads, bool* sagittal) {
+  const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  *sagittal = !(nz < nx);
+  if (!*sagittal) return to_zxy_resampled(v, hu, lo, hi, resample, sp, target_z, target_xy, threads);
+  hu_clamp(v, hu, lo, hi, threads);
+  // Storage [z][y][x] -> [x][y][z], the (X,Y,Z) array HSENet keeps.
+  Array3 t{nx, ny, nz, std::vector<float>(v.data.size())};
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (std::int64_t x = 0; x < nx; ++x)
+    for (std::int64_t y = 0; y < ny; ++y)
+      for (std::int64_t z = 0; z < nz; ++z) t.v[(x * ny + y) * nz + z] = v.data[(z * ny + y) * nx + x];
+  v.data = {};
+  if (!resample) return t;
+  // Its spacing list (z, x, y) applies to the axes in order: x gets the z spacing.
+  const std::int64_t r0 = resampled_size(nx, sp[0], target_z), r1 = resampled_size(ny, sp[1], target_xy),
+                     r2 = resampled_size(nz, sp[2], target_xy);
+  if (r0 < 1 || r1 < 1 || r2 < 1)
+    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
+  Array3 r{r0, r1, r2, std::vector<float>(static_cast<std::size_t>(r0 * r1 * r2))};
+  resize_trilinear(t.v.data(), nx, ny, nz, Box{0, nx, 0, ny, 0, nz}, r.v.data(), r0, r1, r2, threads);
+  return r;
+}
+
 Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
                          int threads) {
   const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];

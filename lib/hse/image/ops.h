@@ -72,4 +72,13 @@ Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> 
 Array3 to_zxy_resampled(Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
                         std::array<double, 3> spacing_zxy, double target_z, double target_xy, int threads);
 
+// HSENet's 2-D script (CT-RATE_nii_to_2D_slices.py) literally: it moves Z first only when the
+// volume has fewer slices than columns (Z < X in nibabel's (X,Y,Z) order). Otherwise it keeps
+// (X,Y,Z), resamples axis 0 with the z spacing and axes 1, 2 with the xy spacings, and slices
+// along axis 0, i.e. sagittally. Returns the array whose axis 0 HSENet slices: [Z'][X'][Y'] when
+// Z < X (as to_zxy_resampled), else [X'][Y'][Z']. `*sagittal` says which.
+Array3 hsenet_slicing_array(Volume& v, const HuDecision& hu, double lo, double hi, bool resample,
+                            std::array<double, 3> spacing_zxy, double target_z, double target_xy, int threads,
+                            bool* sagittal);
+
 }  // namespace hse::image

@@ -23,6 +23,10 @@ void declare(CLI::App& app, Options& o) {
                  "JPEG round trip of each 8-bit slice at this quality (95 reproduces HSENet's JPEG files); 0: none")
       ->default_val(0)
       ->check(CLI::Range(0, 100));
+  app.add_option("--compat", o.compat,
+                 "hsenet: HSENet's code literally: slices along X (sagittal) when a volume has at least as many "
+                 "slices as columns, and --jpeg-quality 95")
+      ->check(CLI::IsMember({"hsenet"}));
   app.add_option("--image-size", o.image_size, "short side after the bicubic resize, and the centre crop")
       ->default_val(224)
       ->check(CLI::Range(1, 4096));
@@ -38,9 +42,10 @@ int run(const Options& o, cli::Io& io) {
   if (o.image_size < 1) cli::fail_usage("--image-size: must be positive");
   const h5::DType dtype = h5::parse_dtype(o.dtype);
 
+  const bool hsenet = o.compat == "hsenet";
   image::SliceRecipe recipe;
   recipe.n_slices = o.slices;
-  recipe.jpeg_quality = o.jpeg_quality;
+  recipe.jpeg_quality = hsenet && o.jpeg_quality == 0 ? 95 : o.jpeg_quality;
   recipe.image_size = o.image_size;
 
   h5::Writer w(o.common.output, "slices");
@@ -49,9 +54,19 @@ int run(const Options& o, cli::Io& io) {
   const auto res = image::run_ct_batch(
       "slice", o.common.output, o.common, o.input, o.batch, io.in, 1 << 20,
       [&](image::LoadedCt& ct, int nt) {
-        image::Array3 a = image::to_zxy_resampled(ct.volume, ct.hu, o.window[0], o.window[1], !o.no_resample,
-                                                  ct.spacing_zxy, o.spacing[0], o.spacing[1], nt);
+        bool sagittal = false;
+        const auto dims = ct.volume.dim;  // x, y, z
+        image::Array3 a =
+            hsenet ? image::hsenet_slicing_array(ct.volume, ct.hu, o.window[0], o.window[1], !o.no_resample,
+                                                 ct.spacing_zxy, o.spacing[0], o.spacing[1], nt, &sagittal)
+                   : image::to_zxy_resampled(ct.volume, ct.hu, o.window[0], o.window[1], !o.no_resample,
+                                             ct.spacing_zxy, o.spacing[0], o.spacing[1], nt);
         ct.volume = {};
+        if (sagittal) {
+          cli::warn("--compat hsenet: volumes with at least as many slices as columns are sliced along X "
+                    "(sagittally), as HSENet's script does (-v names them)");
+          cli::verbose("{}: {} slices >= {} columns: sliced along X", ct.id, dims[2], dims[0]);
+        }
         for (float& v : a.v) v /= 1000.0f;
         cli::verbose("{}: {}x{}x{} voxels (Z,X,Y) after resampling", ct.id, a.d, a.h, a.w);
         return image::BatchItem{image::make_slices(a, recipe, nt), {}};
@@ -66,7 +81,8 @@ int run(const Options& o, cli::Io& io) {
   w.set_attr("spacing", std::vector<double>{o.spacing[0], o.spacing[1]});
   w.set_attr("resample", static_cast<std::int64_t>(!o.no_resample));
   w.set_attr("n_slices", static_cast<std::int64_t>(o.slices));
-  w.set_attr("jpeg_quality", static_cast<std::int64_t>(o.jpeg_quality));
+  w.set_attr("jpeg_quality", static_cast<std::int64_t>(recipe.jpeg_quality));
+  w.set_attr("compat", o.compat);
   w.set_attr("image_size", static_cast<std::int64_t>(o.image_size));
   w.set_attr("mean", std::vector<double>(defaults.mean.begin(), defaults.mean.end()));
   w.set_attr("std", std::vector<double>(defaults.stdev.begin(), defaults.stdev.end()));

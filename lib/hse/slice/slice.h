@@ -23,6 +23,7 @@ struct Options {
   bool no_resample = false;
   std::int64_t slices = 32;
   int jpeg_quality = 0;  // 0: no JPEG round trip
+  std::string compat;    // "hsenet": HSENet's slicing axis rule and JPEG q95
   std::int64_t image_size = 224;
   std::string dtype = "float32";
   image::BatchOptions batch;
