@@ -145,6 +145,29 @@ else
   bad "hse-embed --tokens"
 fi
 
+# HSENet's data handling: reports lose " ' ( ) before training (--raw-reports keeps them); VQA rows
+# without an answer are skipped.
+$PY - "$REP" "$T/quoted.csv" "$VQA" "$T/noanswer.csv" <<'PYEOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    for r in rows:
+        r["Findings_EN"] = '"Quoted" (findings) of the patient\'s scan. ' + r["Findings_EN"]
+        w.writerow(r)
+rows = list(csv.reader(open(sys.argv[3])))
+rows[1][1] = ""
+csv.writer(open(sys.argv[4], "w", newline="")).writerows(rows)
+PYEOF
+FQ=("${VIS[@]}" --reports "$T/quoted.csv" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" --lora-r 2 --max-steps 1 -v)
+"$FT" "${FQ[@]}" -o "$T/clean" 2>&1 | grep -q "removed \" ' ( ) from $NVOL of $NVOL reports" \
+  && "$FT" "${FQ[@]}" --raw-reports -o "$T/raw" 2>&1 | grep -q "removed \" ' ( ) from 0 of $NVOL reports" \
+  && ok "mrg reports lose \" ' ( ) before training; --raw-reports keeps them" || bad "report cleaning"
+"$FT" "${VIS[@]}" --task vqa --questions "$T/noanswer.csv" --llm "$T/mrg/llm" --tokenizer "$T/mrg/tokenizer.json" \
+  --lora-r 2 --max-steps 1 -o "$T/noans" 2>&1 | grep -q "skipped 1 rows without an answer" \
+  && ok "VQA rows without an answer are skipped, with a warning" || bad "VQA empty answers"
+
 # Resume: 2 steps with a checkpoint each step, then --resume to 4.
 "$FT" "${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full \
   --max-steps 2 --save-steps 1 -q -o "$T/res" \

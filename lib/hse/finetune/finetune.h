@@ -37,6 +37,7 @@ struct Options {
   double weight_decay = 0.0, warmup_ratio = 0.03, max_grad_norm = 1.0;
   int max_length = -1;      // -1: 800 (mrg) / 330 (vqa)
   bool no_augment = false;
+  bool raw_reports = false;  // mrg: train on the report text as it is (HSENet removes " ' ( ) first)
   long save_steps = 2000;
   int save_total_limit = 1;
   long log_steps = 10;

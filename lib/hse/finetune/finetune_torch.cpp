@@ -17,6 +17,7 @@
 #include "hse/model/lora.h"
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
+#include "hse/text/wordpiece.h"
 #include "hse/train/optim.h"
 #include "hse/train/dist_env.h"
 #include "hse/train/distributed.h"
@@ -80,6 +81,8 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
   app.add_option("--max-length", o.max_length, "sequence length incl. image tokens (default 800 mrg, 330 vqa)");
   app.add_flag("--no-augment", o.no_augment, "disable HSENet's 3-D volume augmentations");
+  app.add_flag("--raw-reports", o.raw_reports,
+               "mrg: train on the reports as they are (by default \" ' ( ) are removed first, as HSENet's code does)");
   app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(2000);
   app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
@@ -144,20 +147,32 @@ int run(const Options& oin, cli::Io&) {
   const auto templates = vlmio::read_prompts(
       !o.prompts.empty() ? o.prompts : vlmio::share_file(vqa ? "prompts/location.txt" : "prompts/caption.txt"), vqa);
   std::vector<Example> data;
+  std::size_t skipped = 0, cleaned = 0;
   if (vqa) {
     for (const auto& r : vlmio::read_vqa(o.questions, true)) {
       const auto v = vision.index_of(r.id);
       if (!v) cli::fail_input(o.questions, "volume '{}' is not in {}", r.id, o.volumes.front());
       if (r.abnormality.empty() && r.question.empty()) continue;
+      if (r.answer.empty()) {  // HSENet's data loader skips rows without an answer
+        ++skipped;
+        continue;
+      }
       data.push_back({*v, r.abnormality.empty() ? r.question : r.abnormality, r.answer});
     }
+    if (skipped) cli::warn("{}: skipped {} rows without an answer, as HSENet does", o.questions, skipped);
   } else {
     const auto reps = vlmio::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       auto it = reps.find(vision.ids()[i]);
       if (it == reps.end()) cli::fail_input(o.volumes.front(), "volume '{}' has no report in {}", vision.ids()[i], o.reports);
-      if (!it->second.empty()) data.push_back({i, {}, it->second});
+      if (it->second.empty()) continue;
+      // HSENet's report generation trains on the report with " ' ( ) removed.
+      const std::string text = o.raw_reports ? it->second : text::hsenet_clean(it->second);
+      cleaned += text != it->second;
+      data.push_back({i, {}, text});
     }
+    cli::verbose("{}: removed \" ' ( ) from {} of {} reports (--raw-reports keeps them)", o.reports, cleaned,
+                 data.size());
   }
   if (data.empty()) cli::fail_input(vqa ? o.questions : o.reports, "no training items");
 
