@@ -271,8 +271,8 @@ int run(const Options& o, cli::Io&) {
     cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
   };
 
-  cli::info("stage {}: {} pairs, {} processes x batch {}, {} steps ({} per epoch), warm-up {}", o.stage, data.size(),
-            dist->world(), o.batch_size, total_steps, steps_per_epoch, warmup);
+  cli::info("stage {}: {} pairs, {} process{} x batch {}, {} steps ({} per epoch), warm-up {}", o.stage, data.size(),
+            dist->world(), dist->world() == 1 ? "" : "es", o.batch_size, total_steps, steps_per_epoch, warmup);
   cli::Progress progress("pretrain", static_cast<std::size_t>(total_steps), o.common.progress);
   progress.tick(static_cast<std::size_t>(step));
   const auto sa_sched = model::parse_sa_schedule(o.sa_schedule);
