@@ -140,18 +140,24 @@ void hu_clamp(Volume& v, const HuDecision& hu, double lo, double hi, int threads
   for (std::int64_t i = 0; i < n; ++i) out[i] = std::min(std::max(a * out[i] + b, l), hh);
 }
 
+// Trilinear resize of a whole [d][h][w] array to [od][oh][ow]; an empty result is unusable input.
+Array3 resize_whole(const float* src, std::int64_t d, std::int64_t h, std::int64_t w, std::int64_t od, std::int64_t oh,
+                    std::int64_t ow, int threads) {
+  if (od < 1 || oh < 1 || ow < 1)
+    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", w, h, d);
+  Array3 r{od, oh, ow, std::vector<float>(static_cast<std::size_t>(od * oh * ow))};
+  resize_trilinear(src, d, h, w, Box{0, d, 0, h, 0, w}, r.v.data(), od, oh, ow, threads);
+  return r;
+}
+
 // Resamples the clamped storage-order volume to [rz][ry][rx] (storage order).
 Array3 resample_storage(Volume& v, bool resample, std::array<double, 3> sp, double target_z, double target_xy,
                         int threads) {
   const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
   if (!resample) return Array3{nz, ny, nx, std::move(v.data)};
   // sp = (z, x, y) spacing; the storage array is [z][y][x].
-  const std::int64_t rz = resampled_size(nz, sp[0], target_z), rx = resampled_size(nx, sp[1], target_xy),
-                     ry = resampled_size(ny, sp[2], target_xy);
-  if (rz < 1 || rx < 1 || ry < 1)
-    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
-  Array3 r{rz, ry, rx, std::vector<float>(static_cast<std::size_t>(rz * ry * rx))};
-  resize_trilinear(v.data.data(), nz, ny, nx, Box{0, nz, 0, ny, 0, nx}, r.v.data(), rz, ry, rx, threads);
+  Array3 r = resize_whole(v.data.data(), nz, ny, nx, resampled_size(nz, sp[0], target_z),
+                          resampled_size(ny, sp[2], target_xy), resampled_size(nx, sp[1], target_xy), threads);
   v.data = {};
   return r;
 }
@@ -193,13 +199,8 @@ Array3 hsenet_slicing_array(Volume& v, const HuDecision& hu, double lo, double h
   v.data = {};
   if (!resample) return t;
   // Its spacing list (z, x, y) applies to the axes in order: x gets the z spacing.
-  const std::int64_t r0 = resampled_size(nx, sp[0], target_z), r1 = resampled_size(ny, sp[1], target_xy),
-                     r2 = resampled_size(nz, sp[2], target_xy);
-  if (r0 < 1 || r1 < 1 || r2 < 1)
-    cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", nx, ny, nz);
-  Array3 r{r0, r1, r2, std::vector<float>(static_cast<std::size_t>(r0 * r1 * r2))};
-  resize_trilinear(t.v.data(), nx, ny, nz, Box{0, nx, 0, ny, 0, nz}, r.v.data(), r0, r1, r2, threads);
-  return r;
+  return resize_whole(t.v.data(), nx, ny, nz, resampled_size(nx, sp[0], target_z), resampled_size(ny, sp[1], target_xy),
+                      resampled_size(nz, sp[2], target_xy), threads);
 }
 
 Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
