@@ -25,7 +25,7 @@ and the streaming decode. Compared exactly, line by line:
     tokenizers itself panics ("AddedVocabulary bad split") are skipped and counted.
  1f. 16 tokenizers over the model options unk_token x fuse_unk x byte_fallback x
     continuing_subword_prefix x end_of_word_suffix (Split pre-tokenizer, no decoder).
- 2. o200k_base (/work/shared/data/o200k): a tokenizer.json built here (vocab = the ranks through
+ 2. o200k_base (../shared/data/o200k beside the repository, or $HSE_O200K_DIR): a tokenizer.json built here (vocab = the ranks through
     the byte<->unicode table, merges recovered from the ranks, Split(pat_str, Isolated) +
     ByteLevel(use_regex=False), ignore_merges, decoder ByteLevel, Phi-4-mini-like special
     tokens <|endoftext|> 199999, <|dummy_k|>, <|endofprompt|> 200018, <|assistant|>, <|end|>,
@@ -57,7 +57,9 @@ with pc.needs_modules():
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 DRIVER = pc.driver("unit_test_bpe")
-O200K = os.environ.get("HSE_O200K_DIR", "/work/shared/data/o200k")
+# The shared data sit beside the repository: <repo>/../shared/data/o200k.
+_REPO = os.environ.get("HSE_SOURCE_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+O200K = os.environ.get("HSE_O200K_DIR") or os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "o200k"))
 
 check = pc.Tally(max_printed=40)
 T0 = check.t0

@@ -346,8 +346,10 @@ TEST_CASE("bpe: training round-trips") {
 }
 
 TEST_CASE("bpe: o200k (tiktoken ranks) against gpt-tokenizer's TestPlans") {
+  // The shared data sit beside the repository (<repo>/../shared/data/o200k), or $HSE_O200K_DIR.
   const char* dir_env = std::getenv("HSE_O200K_DIR");
-  const std::string dir = dir_env ? dir_env : "/work/shared/data/o200k";
+  const char* src = std::getenv("HSE_SOURCE_DIR");
+  const std::string dir = dir_env ? dir_env : std::string(src ? src : ".") + "/../shared/data/o200k";
   if (!fs::exists(dir + "/o200k_base.tiktoken") || !fs::exists(dir + "/TestPlans-o200k.txt")) {
     MESSAGE("skip: no o200k data in " << dir);
     return;

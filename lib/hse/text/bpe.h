@@ -96,7 +96,7 @@ class BpeTokenizer {
   // The same from the JSON text (`source` names it in errors).
   static BpeTokenizer from_json(const std::string& json_text, const std::string& source = "<tokenizer.json>");
   // A tiktoken BPE: `ranks_path` has one "base64(token) rank" line per token, `meta_json_path`
-  // a JSON object with "pat_str" and "special_tokens" {content: id} (as /work/shared/data/o200k).
+  // a JSON object with "pat_str" and "special_tokens" {content: id} (as ../shared/data/o200k beside the repository).
   // Built as the tokenizer.json conversions of tiktoken encodings are: vocab = the ranks with
   // the bytes mapped through the byte<->unicode table, one merge per token of two or more
   // bytes (the two parts a rank-limited BPE of its own bytes ends with; rank order),
