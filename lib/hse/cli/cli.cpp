@@ -141,28 +141,23 @@ std::string share_file(const std::string& rel) {
   fail_input(rel, "not found under $HSE_SHARE or the installed share/hse (give the file explicitly)");
 }
 
-std::string config_file(const std::string& arg) {
-  namespace fs = std::filesystem;
+namespace {
+// An argument that is an existing path, or a bare name of a file in share/hse/<dir> (with or
+// without its extension `ext`); anything else is returned unchanged for its reader to name.
+std::string path_or_share_name(const std::string& arg, const std::string& dir, const std::string& ext) {
   std::error_code ec;
-  if (arg.empty() || fs::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
-  const std::string rel = "configs/" + arg + (arg.size() > 5 && arg.substr(arg.size() - 5) == ".json" ? "" : ".json");
+  if (arg.empty() || std::filesystem::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
+  const bool has_ext = arg.size() > ext.size() && arg.compare(arg.size() - ext.size(), ext.size(), ext) == 0;
   try {
-    return share_file(rel);
+    return share_file(dir + "/" + arg + (has_ext ? "" : ext));
   } catch (const Error&) {
-    fail_input(arg, "no such file, and no config of that name in share/hse/configs");
+    fail_input(arg, "no such file, and no file of that name in share/hse/{}", dir);
   }
 }
+}  // namespace
 
-std::string vocab_file(const std::string& arg) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (arg.empty() || fs::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
-  try {
-    return share_file("vocab/" + arg + ".txt");
-  } catch (const Error&) {
-    fail_input(arg, "no such file, and no vocabulary of that name in share/hse/vocab");
-  }
-}
+std::string config_file(const std::string& arg) { return path_or_share_name(arg, "configs", ".json"); }
+std::string vocab_file(const std::string& arg) { return path_or_share_name(arg, "vocab", ".txt"); }
 
 int resolve_threads(int requested) {
   if (requested > 0) return requested;

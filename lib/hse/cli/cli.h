@@ -67,6 +67,12 @@ struct Shard {
   int count = 1;
   // [begin, end) of the items this shard owns out of n.
   std::pair<std::size_t, std::size_t> range(std::size_t n) const;
+  // The block of `v` this shard owns.
+  template <typename T>
+  std::vector<T> take(const std::vector<T>& v) const {
+    const auto [b, e] = range(v.size());
+    return std::vector<T>(v.begin() + static_cast<std::ptrdiff_t>(b), v.begin() + static_cast<std::ptrdiff_t>(e));
+  }
   static Shard parse(const std::string& s);  // throws usage errors
 };
 

@@ -42,13 +42,6 @@ std::string clean_hsenet(const std::string& s) {
 
 std::string strip(const std::string& s) { return py_strip(s); }
 
-namespace {
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-}  // namespace
-
 void declare(CLI::App& app, Options& o) {
   app.require_subcommand(1);
   auto common = [&](CLI::App* sub, const std::string& input_help) {
@@ -157,19 +150,13 @@ std::map<std::string, std::string> read_references(const Options& o) {
   const std::string& f = o.references;
   if (ends_with(f, ".csv")) {
     const io::Table t = io::read_csv(f);
-    auto col = [&](std::initializer_list<const char*> names) -> std::optional<std::size_t> {
-      for (const char* n : names)
-        for (std::size_t i = 0; i < t.header.size(); ++i)
-          if (lower(t.header[i]) == lower(n)) return i;
-      return std::nullopt;
-    };
-    const auto vn = col({"VolumeName"});
-    const auto answer = col({"Anatomy", "answer"});
+    const auto vn = t.find_col_ci({"VolumeName"});
+    const auto answer = t.find_col_ci({"Anatomy", "answer"});
     const auto text = t.find_col(o.ref_column);
     if (!vn) cli::fail_input(f, "neither a CT-RATE reports CSV nor a RadGenome VQA CSV (no VolumeName column)");
     if (answer && (o.task == "vqa" || !text)) {
       // RadGenome VQA rows, named as hse-generate names them (VqaIds).
-      const auto ab = col({"Abnormality"});
+      const auto ab = t.find_col_ci({"Abnormality"});
       VqaIds ids;
       for (const auto& r : t.rows) refs[ids.next(r[*vn], ab ? r[*ab] : std::string())] = r[*answer];
     } else {

@@ -320,10 +320,7 @@ int run(const Options& oin, cli::Io&) {
   const std::string inputs_abs = vlm->config.inputs;
   auto write_model = [&](const std::string& dir, const std::string& final_dir, bool copy_tokenizer) {
     fs::create_directories(dir);
-    vlm->config.llm = save_llm ? "llm"
-                               : fs::absolute(llm->name_or_path).lexically_normal()
-                                     .lexically_relative(fs::absolute(final_dir).lexically_normal())
-                                     .generic_string();
+    vlm->config.llm = save_llm ? "llm" : vlmio::relative_to(llm->name_or_path, final_dir);
     vlm->config.inputs = vlmio::relocate_inputs(inputs_abs, dir, final_dir);
     model::save_vlm_adapter(*vlm, dir);
     if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());

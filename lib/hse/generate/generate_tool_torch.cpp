@@ -176,9 +176,8 @@ int run(const Options& o, cli::Io& io) {
     ct.inputs = image::collect_inputs(o.ct, meta, io.in);
     ct.ids = image::input_ids(ct.inputs, o.ct.root);
     all_ids.insert(ct.ids.begin(), ct.ids.end());
-    const auto [b, e] = o.common.shard.range(ct.inputs.size());
-    ct.inputs = {ct.inputs.begin() + static_cast<std::ptrdiff_t>(b), ct.inputs.begin() + static_cast<std::ptrdiff_t>(e)};
-    ct.ids = {ct.ids.begin() + static_cast<std::ptrdiff_t>(b), ct.ids.begin() + static_cast<std::ptrdiff_t>(e)};
+    ct.inputs = o.common.shard.take(ct.inputs);
+    ct.ids = o.common.shard.take(ct.ids);
     if (ct.inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", o.common.shard.index, o.common.shard.count);
     tmp.make();
     vlmio::CtPrepare cp;
@@ -252,10 +251,7 @@ int run(const Options& o, cli::Io& io) {
       items.push_back(std::move(it));
     }
   }
-  if (!from_ct && o.common.shard.count > 1) {
-    const auto [b, e] = o.common.shard.range(items.size());
-    items = {items.begin() + static_cast<std::ptrdiff_t>(b), items.begin() + static_cast<std::ptrdiff_t>(e)};
-  }
+  if (!from_ct) items = o.common.shard.take(items);
   if (items.empty()) cli::fail_usage("nothing to generate (no items{})", o.common.shard.count > 1 ? " in this shard" : "");
 
   // Prompts (token ids) and their length check against the LLM's context.

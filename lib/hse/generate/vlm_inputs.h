@@ -64,6 +64,8 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
 // copied into `write_dir` (the directory being written, renamed to `final_dir` afterwards) as
 // slice_encoder_config.json. So a model folder can move, and an installed hse needs no source tree.
 std::string relocate_inputs(const std::string& inputs_json, const std::string& write_dir, const std::string& final_dir);
+// `path` relative to the directory `dir` (both made absolute first), as adapters record paths.
+std::string relative_to(const std::string& path, const std::string& dir);
 
 // A path from an adapter's record: relative paths are relative to the adapter directory;
 // absolute paths are kept, except that a missing share/hse file (an older record, a moved

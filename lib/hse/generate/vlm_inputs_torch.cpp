@@ -31,18 +31,6 @@ namespace fs = std::filesystem;
 
 namespace hse::vlmio {
 
-namespace {
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-std::optional<std::size_t> find_ci(const io::Table& t, const std::vector<std::string>& names) {
-  for (const auto& n : names)
-    for (std::size_t i = 0; i < t.header.size(); ++i)
-      if (lower(t.header[i]) == lower(n)) return i;
-  return std::nullopt;
-}
-}  // namespace
 
 std::string share_file(const std::string& rel) { return cli::share_file(rel); }
 
@@ -72,8 +60,8 @@ std::string fill(const std::string& tmpl, const std::string& abnormality) {
 
 std::map<std::string, std::string> read_reports(const std::string& path, const std::string& column) {
   const io::Table t = io::read_csv(path);
-  const auto idc = find_ci(t, {"VolumeName"});
-  const auto tc = find_ci(t, {column});
+  const auto idc = t.find_col_ci({"VolumeName"});
+  const auto tc = t.find_col_ci({column});
   if (!idc) cli::fail_input(path, "no VolumeName column");
   if (!tc) cli::fail_input(path, "no {} column", column);
   std::map<std::string, std::string> out;
@@ -127,10 +115,8 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
 std::string relocate_inputs(const std::string& inputs_json, const std::string& write_dir, const std::string& final_dir) {
   if (inputs_json.empty()) return inputs_json;
   auto rec = nlohmann::json::parse(inputs_json);
-  const fs::path base = fs::absolute(final_dir).lexically_normal();
   auto rel = [&](nlohmann::json& v) {
-    if (!v.is_string() || v.get<std::string>().empty()) return;
-    v = fs::absolute(v.get<std::string>()).lexically_normal().lexically_relative(base).generic_string();
+    if (v.is_string() && !v.get<std::string>().empty()) v = relative_to(v.get<std::string>(), final_dir);
   };
   if (rec.contains("clip")) rel(rec["clip"]);
   if (rec.contains("slice_encoder") && rec["slice_encoder"].is_object()) {
@@ -144,6 +130,10 @@ std::string relocate_inputs(const std::string& inputs_json, const std::string& w
     }
   }
   return rec.dump();
+}
+
+std::string relative_to(const std::string& path, const std::string& dir) {
+  return fs::absolute(path).lexically_normal().lexically_relative(fs::absolute(dir).lexically_normal()).generic_string();
 }
 
 std::string resolve_recorded(const std::string& adapter_dir, const std::string& recorded) {
@@ -285,10 +275,10 @@ void add_report_column_option(CLI::App& app, std::string& column) {
 
 std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer) {
   const io::Table t = io::read_csv(path);
-  const auto idc = find_ci(t, {"VolumeName"});
-  const auto qc = find_ci(t, {"question"});
-  const auto ac = find_ci(t, {"abnormality"});
-  const auto ansc = find_ci(t, {"answer", "anatomy"});
+  const auto idc = t.find_col_ci({"VolumeName"});
+  const auto qc = t.find_col_ci({"question"});
+  const auto ac = t.find_col_ci({"abnormality"});
+  const auto ansc = t.find_col_ci({"answer", "anatomy"});
   if (!idc) cli::fail_input(path, "no VolumeName column");
   if (!qc && !ac) cli::fail_input(path, "no question or abnormality column");
   if (need_answer && !ansc) cli::fail_input(path, "no answer or anatomy column");

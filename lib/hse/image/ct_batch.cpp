@@ -33,10 +33,8 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
   // Ids over all shards, so that shards agree.
   std::vector<std::string> ids = input.ids.empty() ? input_ids(inputs, input.root) : input.ids;
   if (ids.size() != inputs.size()) throw std::logic_error("run_ct_batch: ids and inputs differ in number");
-  const auto [b, e] = common.shard.range(inputs.size());
-  inputs = std::vector<std::string>(inputs.begin() + static_cast<std::ptrdiff_t>(b),
-                                    inputs.begin() + static_cast<std::ptrdiff_t>(e));
-  ids = std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(b), ids.begin() + static_cast<std::ptrdiff_t>(e));
+  inputs = common.shard.take(inputs);
+  ids = common.shard.take(ids);
   if (inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", common.shard.index, common.shard.count);
 
   std::unique_ptr<io::AtomicFile> failures;

@@ -1,9 +1,22 @@
 #include "hse/io/csv.h"
 
+#include <cctype>
+
 #include "hse/cli/cli.h"
 #include "hse/io/atomic.h"
 
 namespace hse::io {
+
+std::optional<std::size_t> Table::find_col_ci(const std::vector<std::string>& names) const {
+  auto lower = [](std::string x) {
+    for (auto& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return x;
+  };
+  for (const auto& n : names)
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (lower(header[i]) == lower(n)) return i;
+  return std::nullopt;
+}
 
 std::optional<std::size_t> Table::find_col(const std::string& name) const {
   for (std::size_t i = 0; i < header.size(); ++i)

@@ -17,6 +17,9 @@ struct Table {
   // Column index by name; throws an input error naming the file when absent.
   std::size_t col(const std::string& name) const;
   std::optional<std::size_t> find_col(const std::string& name) const;
+  // The first of `names` present as a column, compared ASCII-case-insensitively
+  // (RadGenome writes "Volumename", CT-RATE "VolumeName").
+  std::optional<std::size_t> find_col_ci(const std::vector<std::string>& names) const;
 };
 
 // Parses CSV text; errors name `path` and the line.
