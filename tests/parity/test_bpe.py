@@ -48,6 +48,7 @@ import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parity_common as pc  # noqa: E402
+import o200k_ref  # noqa: E402
 
 os.environ.setdefault("RUST_BACKTRACE", "0")  # tokenizers' panics in part 1e: one line, not a backtrace
 
@@ -58,8 +59,7 @@ with pc.needs_modules():
 
 DRIVER = pc.driver("unit_test_bpe")
 # The shared data sit beside the repository: <repo>/../shared/data/o200k.
-_REPO = os.environ.get("HSE_SOURCE_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-O200K = os.environ.get("HSE_O200K_DIR") or os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "o200k"))
+O200K = o200k_ref.O200K
 
 check = pc.Tally(max_printed=40)
 T0 = check.t0
@@ -421,62 +421,8 @@ if META is None:
 else:
     print(f"2. o200k_base ({time.time() - T0:.1f} s)")
     t0 = time.time()
-    ranks = tiktoken.load.load_tiktoken_bpe(os.path.join(O200K, "o200k_base.tiktoken"))
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    B2U = {b: chr(c) for b, c in zip(bs, cs)}
-
-    def u(bb):
-        return "".join(B2U[x] for x in bb)
-
-    def bpe_parts(token, max_rank):
-        parts = [bytes([x]) for x in token]
-        while True:
-            mi, mr = None, None
-            for i in range(len(parts) - 1):
-                r = ranks.get(parts[i] + parts[i + 1])
-                if r is not None and (mr is None or r < mr):
-                    mi, mr = i, r
-            if mr is None or mr >= max_rank:
-                return parts
-            parts = parts[:mi] + [parts[mi] + parts[mi + 1]] + parts[mi + 2:]
-
-    merges = []
-    for tokb, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        if len(tokb) > 1:
-            p = bpe_parts(tokb, rank)
-            if len(p) == 2:
-                merges.append([u(p[0]), u(p[1])])
-    phi = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
-    for i in range(200000, 200018):
-        phi[f"<|dummy_{i - 200000}|>"] = i
-    for i, name in enumerate(["<|assistant|>", "<|end|>", "<|user|>", "<|system|>", "<|tool|>", "<|/tool|>",
-                              "<|tool_call|>", "<|/tool_call|>", "<|tool_response|>", "<|tag|>", "<|im_start|>",
-                              "<|im_end|>"]):
-        phi[name] = 200019 + i
-    vocab = {u(k): v for k, v in ranks.items()}
-    vocab.update(phi)
-    tj = {"version": "1.0", "truncation": None, "padding": None,
-          "added_tokens": [{"id": v, "content": k, "single_word": False, "lstrip": False, "rstrip": False,
-                            "normalized": False, "special": True} for k, v in sorted(phi.items(), key=lambda kv: kv[1])],
-          "normalizer": None,
-          "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-              {"type": "Split", "pattern": {"Regex": META["pat_str"]}, "behavior": "Isolated", "invert": False},
-              {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
-          "post_processor": None,
-          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                    "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
-                    "vocab": vocab, "merges": merges}}
-    path_o = os.path.join(TMP, "o200k.json")
-    with open(path_o, "w", encoding="utf-8") as f:
-        json.dump(tj, f, ensure_ascii=False)
+    o2 = o200k_ref.build(TMP)
+    ranks, merges, phi, path_o = o2["ranks"], o2["merges"], o2["special"], o2["tokenizer_json"]
     tok_o = Tokenizer.from_file(path_o)
     check(tok_o.token_to_id("<|endoftext|>") == 199999 and tok_o.token_to_id("<|im_end|>") == 200030,
           "o200k tokenizer.json: special token ids")

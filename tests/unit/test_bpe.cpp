@@ -311,6 +311,68 @@ TEST_CASE("bpe: errors name the file, exit code 3") {
   CHECK(missing->code() == hse::cli::Exit::incompatible);
 }
 
+TEST_CASE("bpe: slow mode (GPT-2 regex, merges on every piece) and vocab.json + merges.txt") {
+  // A Split-regex file with ignore_merges: fast looks "nodule" up whole and splits on the file's
+  // regex; slow splits with GPT-2's regex and merges from the bytes.
+  auto j = small_json();
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers", json::array({{{"type", "Split"},
+                                                        {"pattern", {{"Regex", "[a-z']+|\\s+|[^a-z'\\s]+"}}},
+                                                        {"behavior", "Isolated"},
+                                                        {"invert", false}},
+                                                       byte_level(false, false)})}};
+  j["model"]["ignore_merges"] = true;
+  j["model"]["vocab"]["nodules"] = 275;  // reachable whole only
+  j = with_added(j);
+  const std::string path = temp_path("slow.json");
+  write(path, j.dump());
+  const auto fast = BpeTokenizer::from_file(path);
+  const auto slow = BpeTokenizer::from_file(path, hse::text::BpeMode::slow);
+  CHECK(fast.mode() == hse::text::BpeMode::fast);
+  CHECK(slow.mode() == hse::text::BpeMode::slow);
+  CHECK(fast.encode("nodules") == Ids{275});
+  CHECK(slow.encode("nodules") == Ids{263, 115});  // "nodule" + "s" by merges
+  CHECK(fast.pre_tokenize("it's x") == std::vector<std::string>{"it's", "Ġ", "x"});
+  CHECK(slow.pre_tokenize("it's x") == std::vector<std::string>{"it", "'s", "Ġx"});
+  CHECK(slow.encode("<|endoftext|>the") == Ids{fast.token_to_id("<|endoftext|>").value(), 116, 257});
+  CHECK(slow.decode(slow.encode(" the lungs")) == " the lungs");
+  const auto spaced = BpeTokenizer::from_file(path, hse::text::BpeMode::slow, true);
+  CHECK(spaced.encode("the") == Ids{258});  // " the"
+  CHECK(hse::text::parse_bpe_mode("slow") == hse::text::BpeMode::slow);
+  CHECK_THROWS_AS(hse::text::parse_bpe_mode("quick"), std::invalid_argument);
+
+  // vocab.json + merges.txt: the same tokenizer as the slow mode of the tokenizer.json
+  const std::string vp = temp_path("vocab.json"), mp = temp_path("merges.txt");
+  write(vp, j["model"]["vocab"].dump());
+  std::string merges = "#version: 0.2\n";
+  for (const auto& m : j["model"]["merges"]) merges += m.get<std::string>() + "\n";
+  write(mp, merges);
+  const auto vm = BpeTokenizer::from_vocab_merges(vp, mp);
+  for (const std::string s : {"the nodules", " the nodule's 123", "it's  x\n\n"})  // no added tokens
+    CHECK(vm.encode(s) == slow.encode(s));
+  try {
+    BpeTokenizer::from_vocab_merges(vp, mp, {"<s>"});
+    FAIL("a special token outside the vocabulary was accepted");
+  } catch (const hse::cli::Error& e) {
+    CHECK(e.code() == hse::cli::Exit::incompatible);
+    CHECK(e.line().find("<s>") != std::string::npos);
+  }
+  write(mp, "#version: 0.2\nĠ t x\n");
+  CHECK_THROWS_AS(BpeTokenizer::from_vocab_merges(vp, mp), hse::cli::Error);
+  // a tokenizer that is not byte-level has no slow GPT-2 form
+  auto ws = small_json();
+  ws["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Removed"}, {"invert", false}};
+  ws["decoder"] = nullptr;
+  write(path, ws.dump());
+  try {
+    BpeTokenizer::from_file(path, hse::text::BpeMode::slow);
+    FAIL("slow mode accepted a non-byte-level tokenizer");
+  } catch (const hse::cli::Error& e) {
+    CHECK(e.line().find("byte-level") != std::string::npos);
+  }
+  for (const auto& p : {path, vp, mp}) fs::remove(p);
+}
+
 TEST_CASE("bpe: training round-trips") {
   std::vector<std::string> texts;
   for (int i = 0; i < 50; ++i) {
@@ -421,7 +483,17 @@ TEST_CASE("driver: bpe") {
   const std::string out = env("HSE_BPE_OUT");
   REQUIRE_MESSAGE(!out.empty(), "HSE_BPE_OUT must be set with HSE_BPE_IN");
   const auto t0 = std::chrono::steady_clock::now();
-  const auto t = env("HSE_BPE_TIKTOKEN").empty()
+  // HSE_BPE_MODE=slow (with HSE_BPE_TOKENIZER, or HSE_BPE_VOCAB + HSE_BPE_MERGES and the JSON list
+  // HSE_BPE_SPECIALS); HSE_BPE_PREFIX_SPACE=1: add_prefix_space.
+  const bool slow = env("HSE_BPE_MODE") == "slow", prefix = env("HSE_BPE_PREFIX_SPACE") == "1";
+  const auto t = !env("HSE_BPE_VOCAB").empty()
+                     ? BpeTokenizer::from_vocab_merges(env("HSE_BPE_VOCAB"), env("HSE_BPE_MERGES"),
+                                                       env("HSE_BPE_SPECIALS").empty()
+                                                           ? std::vector<std::string>{}
+                                                           : json::parse(env("HSE_BPE_SPECIALS")).get<std::vector<std::string>>(),
+                                                       prefix)
+                 : slow ? BpeTokenizer::from_file(env("HSE_BPE_TOKENIZER"), hse::text::BpeMode::slow, prefix)
+                 : env("HSE_BPE_TIKTOKEN").empty()
                      ? BpeTokenizer::from_file(env("HSE_BPE_TOKENIZER"))
                      : BpeTokenizer::from_tiktoken(env("HSE_BPE_TIKTOKEN"), env("HSE_BPE_TIKTOKEN_META"));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -537,6 +538,8 @@ struct BpeTokenizer::Impl {
   PairMap merge_map;
   std::optional<std::string> unk_token, prefix, suffix;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
+  BpeMode mode = BpeMode::fast;
+  bool prefix_space = false;  // slow mode's add_prefix_space: one space before the whole text
   std::vector<int32_t> char_ids;  // code point (< 1024) -> id of that one-character token, or -1
   int32_t unk_id = -1;
 
@@ -920,8 +923,10 @@ struct BpeTokenizer::Impl {
 
   // Calls on_token(id) for added tokens and on_piece(piece) for model pieces, in order.
   template <class T, class P>
-  void walk(const std::string& text, T&& on_token, P&& on_piece) const {
-    std::string valid;
+  void walk(const std::string& text_in, T&& on_token, P&& on_piece) const {
+    std::string valid, spaced;
+    if (prefix_space) spaced = " " + text_in;
+    const std::string& text = prefix_space ? spaced : text_in;
     std::string_view s = text;
     if (!utf8_is_valid(s)) {
       utf8_lossy_append(valid, s, false);
@@ -1349,6 +1354,115 @@ BpeTokenizer BpeTokenizer::from_json(const std::string& json_text, const std::st
 }
 
 BpeTokenizer BpeTokenizer::from_file(const std::string& path) { return from_json(io::read_file(path), path); }
+
+const char* bpe_mode_name(BpeMode m) { return m == BpeMode::slow ? "slow" : "fast"; }
+
+BpeMode parse_bpe_mode(const std::string& s) {
+  if (s == "fast") return BpeMode::fast;
+  if (s == "slow") return BpeMode::slow;
+  throw std::invalid_argument("tokenizer mode must be fast or slow, got '" + s + "'");
+}
+
+namespace {
+
+bool mentions_byte_level(const nlohmann::json& x) {
+  if (x.is_object()) {
+    if (x.contains("type") && x["type"] == "ByteLevel") return true;
+    for (const auto& [k, v] : x.items())
+      if (mentions_byte_level(v)) return true;
+  } else if (x.is_array()) {
+    for (const auto& v : x)
+      if (mentions_byte_level(v)) return true;
+  }
+  return false;
+}
+
+// The slow classes' pipeline over a byte-level tokenizer.json (see BpeMode::slow).
+BpeTokenizer slow_from_json(nlohmann::json j, const std::string& source, bool add_prefix_space) {
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+    cli::fail_input(source, "not a tokenizer.json: no \"model\"");
+  if (!(j.contains("pre_tokenizer") && mentions_byte_level(j["pre_tokenizer"])) &&
+      !(j.contains("decoder") && mentions_byte_level(j["decoder"])))
+    throw cli::Error(cli::Exit::incompatible, source,
+                     "tokenizer mode slow needs a byte-level BPE tokenizer (GPT-2 family: a ByteLevel "
+                     "pre-tokenizer or decoder)",
+                     "use --tokenizer-mode fast");
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  j["post_processor"] = nullptr;
+  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  j["model"]["ignore_merges"] = false;
+  if (j.contains("added_tokens") && j["added_tokens"].is_array())
+    for (auto& a : j["added_tokens"])
+      if (a.is_object()) a["normalized"] = false;
+  auto t = BpeTokenizer::from_json(j.dump(), source);
+  t.impl_for_mode().mode = BpeMode::slow;
+  t.impl_for_mode().prefix_space = add_prefix_space;
+  return t;
+}
+
+}  // namespace
+
+BpeTokenizer BpeTokenizer::from_file(const std::string& path, BpeMode mode, bool add_prefix_space) {
+  if (mode == BpeMode::fast) {
+    if (add_prefix_space) throw std::invalid_argument("add_prefix_space is a slow-mode option");
+    return from_file(path);
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(io::read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    cli::fail_input(path, "malformed JSON: {}", e.what());
+  }
+  return slow_from_json(std::move(j), path, add_prefix_space);
+}
+
+BpeTokenizer BpeTokenizer::from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt,
+                                             const std::vector<std::string>& specials, bool add_prefix_space) {
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(io::read_file(vocab_json));
+  } catch (const nlohmann::json::exception& e) {
+    cli::fail_input(vocab_json, "malformed JSON: {}", e.what());
+  }
+  if (!vocab.is_object()) cli::fail_input(vocab_json, "vocab.json is not a JSON object of token: id");
+  nlohmann::json merges = nlohmann::json::array();
+  {
+    std::istringstream in(io::read_file(merges_txt));
+    std::size_t line_no = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line_no == 1 && line.rfind("#version", 0) == 0) continue;
+      if (line.empty()) continue;
+      const auto sp = line.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+        cli::fail_input(merges_txt, "line {}: a merge is two tokens separated by one space", line_no);
+      merges.push_back(nlohmann::json::array({line.substr(0, sp), line.substr(sp + 1)}));
+    }
+  }
+  nlohmann::json added = nlohmann::json::array();
+  for (const auto& c : specials) {
+    if (!vocab.contains(c) || !vocab[c].is_number_integer())
+      cli::fail_input(vocab_json, "special token '{}' is not in the vocabulary", c);
+    added.push_back({{"id", vocab[c]}, {"content", c}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  }
+  nlohmann::json j = {{"version", "1.0"},
+                      {"added_tokens", added},
+                      {"pre_tokenizer", {{"type", "ByteLevel"}}},
+                      {"model",
+                       {{"type", "BPE"},
+                        {"dropout", nullptr},
+                        {"unk_token", nullptr},
+                        {"fuse_unk", false},
+                        {"byte_fallback", false},
+                        {"vocab", std::move(vocab)},
+                        {"merges", std::move(merges)}}}};
+  return slow_from_json(std::move(j), vocab_json, add_prefix_space);
+}
+
+BpeMode BpeTokenizer::mode() const { return impl_->mode; }
 
 namespace {
 

@@ -76,6 +76,20 @@ namespace hse::text {
 inline constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// How a tokenizer.json is read (--tokenizer-mode):
+//   fast  as `tokenizers` (and transformers' use_fast=True) reads it;
+//   slow  as transformers' slow GPT-2-family classes (GPT2Tokenizer, RobertaTokenizer; what
+//         AutoTokenizer(use_fast=False) gave before transformers 5, e.g. HSENet's Phi-4-mini) run
+//         the same vocabulary and merges: no normalizer; GPT-2's fixed pre-tokenizer regex
+//         (kGpt2Pattern) instead of the file's pre_tokenizer (o200k's split pattern, for one);
+//         the merges applied to every piece (no whole-piece lookup: ignore_merges off); no
+//         post-processor; every added token matched on the raw text. Byte-level files only.
+//         Differences from fast o200k: "non-specific" -> non,-,specific (fast: non,-specific);
+//         "patient's" -> patient,'s; ".\n\n" -> .,\n,\n; "ground-glass" -> ground,-,glass.
+enum class BpeMode { fast, slow };
+const char* bpe_mode_name(BpeMode m);  // "fast" / "slow"
+BpeMode parse_bpe_mode(const std::string& s);  // throws std::invalid_argument for anything else
+
 struct BpeAddedToken {
   int64_t id = -1;
   std::string content;
@@ -93,6 +107,18 @@ class BpeTokenizer {
   // normalizer / pre_tokenizer / post_processor / decoder (named), a merge naming a token
   // that is not in the vocabulary, an invalid regex.
   static BpeTokenizer from_file(const std::string& path);
+  // The same file in `mode` (see BpeMode). slow also needs a byte-level file (a ByteLevel
+  // pre-tokenizer or decoder), else cli::Error exit 3. add_prefix_space (slow only): one space
+  // is put before the text, as the slow classes' add_prefix_space=True does (bert-score encodes
+  // RoBERTa input so).
+  static BpeTokenizer from_file(const std::string& path, BpeMode mode, bool add_prefix_space = false);
+  // A slow GPT-2-family tokenizer from the two files the slow classes read: vocab.json
+  // ({token: id}) and merges.txt ("a b" per line; a first line starting "#version" is skipped).
+  // `specials`: contents of vocab.json (e.g. RoBERTa's <s> </s> <unk> <pad> <mask>) that are
+  // matched as special added tokens; a content not in the vocabulary is refused (exit 3).
+  static BpeTokenizer from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt,
+                                        const std::vector<std::string>& specials = {},
+                                        bool add_prefix_space = false);
   // The same from the JSON text (`source` names it in errors).
   static BpeTokenizer from_json(const std::string& json_text, const std::string& source = "<tokenizer.json>");
   // A tiktoken BPE: `ranks_path` has one "base64(token) rank" line per token, `meta_json_path`
@@ -148,6 +174,7 @@ class BpeTokenizer {
   std::optional<std::string> id_to_token(int64_t id) const;
   // max id + 1 over the model vocab and the added tokens.
   int64_t vocab_size() const;
+  BpeMode mode() const;
   bool is_special(int64_t id) const;
   // The added tokens, by id.
   std::vector<BpeAddedToken> added_tokens() const;
@@ -165,6 +192,7 @@ class BpeTokenizer {
   std::string to_json() const;
 
   struct Impl;
+  Impl& impl_for_mode() { return *impl_; }  // internal: the mode loaders set the slow flags
 
  private:
   explicit BpeTokenizer(std::unique_ptr<Impl> impl);
