@@ -58,6 +58,20 @@ PYEOF
   && [ -f "$T/mrg/tokenizer.json" ] && ok "finetune mrg (tiny LLM from scratch)" || bad "finetune mrg"
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 8 --reports "$REP" > "$T/mrg.jsonl" && check_jsonl "$T/mrg.jsonl" "$NVOL" mrg \
   && ok "generate mrg: one JSONL line per volume" || bad "generate mrg"
+
+# --compat hsenet: the slow tokenizer mode, recorded in the adapter and replayed by hse-generate.
+"$FT" "${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \
+  --train-llm full --max-steps 1 --compat hsenet -q -o "$T/mrg_hs" \
+  && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['tokenizer_mode']=='slow' and j['compat']=='hsenet', j" \
+    "$T/mrg_hs/hse_vlm.json" \
+  && $PY -c "import json,sys; assert json.load(open(sys.argv[1]))['tokenizer_mode']=='fast'" "$T/mrg/hse_vlm.json" \
+  && ok "finetune --compat hsenet records tokenizer_mode slow (default: fast)" || bad "finetune --compat hsenet"
+"$GEN" "${VIS[@]}" --model "$T/mrg_hs" --max-new-tokens 2 -v > /dev/null 2> "$T/hs.err" \
+  && grep -q "(slow mode)" "$T/hs.err" && ok "generate replays the adapter's slow tokenizer mode" \
+  || { cat "$T/hs.err"; bad "generate: slow mode replay"; }
+"$GEN" "${VIS[@]}" --model "$T/mrg_hs" --max-new-tokens 2 --tokenizer-mode fast > /dev/null 2> "$T/hs.err" \
+  && grep -q "trained with the slow mode" "$T/hs.err" && ok "generate --tokenizer-mode against the adapter's: a warning" \
+  || { cat "$T/hs.err"; bad "generate: tokenizer mode override warning"; }
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
   && ok "generate mrg: batch 3, beam search" || bad "generate beam"
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --num-beams 2 --length-penalty -1 --early-stopping never \

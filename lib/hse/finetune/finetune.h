@@ -45,6 +45,8 @@ struct Options {
   bool resume = false;
   double packer_dropout = 0.1;
   std::string dist_backend = "auto";
+  std::string tokenizer_mode;  // fast | slow ("": fast, or slow under --compat hsenet)
+  std::string compat;          // "" | hsenet
 };
 
 void declare(CLI::App& app, Options& o);

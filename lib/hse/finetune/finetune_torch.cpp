@@ -46,6 +46,13 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--llm", o.llm, "Phi-3 LLM directory (HF layout) to fine-tune");
   app.add_option("--init-llm", o.init_llm, "a Phi-3 config.json: start a tiny LLM from random init instead of --llm");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the --llm directory's)");
+  app.add_option("--tokenizer-mode", o.tokenizer_mode,
+                 "fast (tokenizer.json as the tokenizers library reads it; default) or slow (transformers' slow "
+                 "GPT-2 classes, as HSENet loads Phi-4-mini with use_fast=False); recorded in the adapter")
+      ->check(CLI::IsMember({"fast", "slow"}));
+  app.add_option("--compat", o.compat,
+                 "hsenet: HSENet's code literally (--tokenizer-mode slow; see the man page's table)")
+      ->check(CLI::IsMember({"hsenet"}));
   app.add_option("--train-tokenizer", o.train_tokenizer,
                  "with --init-llm: train a byte-level BPE of N tokens on the training texts");
   app.add_option("--train-llm", o.train_llm, "lora (packers + LoRA, HSENet) or full (packers + the whole LLM, no LoRA)")
@@ -177,6 +184,8 @@ int run(const Options& oin, cli::Io&) {
   if (data.empty()) cli::fail_input(vqa ? o.questions : o.reports, "no training items");
 
   // Tokenizer.
+  if (o.tokenizer_mode.empty()) o.tokenizer_mode = o.compat == "hsenet" ? "slow" : "fast";
+  const text::BpeMode tok_mode = text::parse_bpe_mode(o.tokenizer_mode);
   fs::create_directories(out);
   const std::string tok_out = (out / "tokenizer.json").string();
   std::unique_ptr<text::BpeTokenizer> tok;
@@ -205,6 +214,9 @@ int run(const Options& oin, cli::Io&) {
     if (!tok->token_to_id("<im_patch>")) added = tok->add_special_tokens({"<im_patch>", "<bx_start>", "<bx_end>", "[SEG]"});
     if (dist->is_main()) tok->save(tok_out);
   }
+  // tokenizer.json keeps the file's own pipeline; the slow mode is applied when reading it
+  // (here and in hse-generate, from the adapter's tokenizer_mode).
+  if (tok_mode != text::BpeMode::fast) tok = std::make_unique<text::BpeTokenizer>(tok->with_mode(tok_mode));
   const auto eot = tok->token_to_id("<|endoftext|>");
   const auto imp = tok->token_to_id("<im_patch>");
   if (!eot || !imp) cli::fail_input(tok_out, "the tokenizer lacks <|endoftext|> or <im_patch>");
@@ -262,6 +274,8 @@ int run(const Options& oin, cli::Io&) {
   cfg.lora.base_model_name_or_path = llm->name_or_path;
   cfg.llm = llm->name_or_path;
   cfg.inputs = vlmio::record_inputs(o.clip, o.volumes, o.slice_features);
+  cfg.tokenizer_mode = o.tokenizer_mode;
+  cfg.compat = o.compat;
   if (added > 0) {
     cfg.vocab_size = tok->vocab_size();
     cfg.num_new_tokens = added;

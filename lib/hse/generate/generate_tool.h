@@ -24,6 +24,7 @@ struct Options {
   std::string task = "mrg";
   std::string questions, reports, prompts, template_text;
   std::string prompt_choice = "random";       // random | first
+  std::string tokenizer_mode;                 // fast | slow ("": the adapter's)
   std::string question, abnormality;          // one question (or template filled with one abnormality) per volume
   std::string slice_encoder, slice_encoder_config;  // override the adapter's record for CT inputs
   image::BatchOptions batch_options;          // --keep-going, --failures

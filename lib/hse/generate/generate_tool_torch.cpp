@@ -59,6 +59,10 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"random", "first"}))
       ->type_name("random|first");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
+  app.add_option("--tokenizer-mode", o.tokenizer_mode,
+                 "fast or slow (transformers' slow GPT-2 classes, HSENet's use_fast=False); default: as the adapter "
+                 "was trained (hse_vlm.json tokenizer_mode)")
+      ->check(CLI::IsMember({"fast", "slow"}));
   app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
   app.add_option("--num-beams", o.num_beams, "beam search width (1: greedy)")->default_val(1);
   app.add_option("--length-penalty", o.length_penalty,
@@ -145,7 +149,12 @@ int run(const Options& o, cli::Io& io) {
       tok_path = (fs::path(llm_dir) / "tokenizer.json").string();
   }
   if (!fs::exists(tok_path)) cli::fail_input(tok_path, "no such tokenizer (give --tokenizer tokenizer.json)");
-  const auto tok = text::BpeTokenizer::from_file(tok_path);
+  const std::string tok_mode = o.tokenizer_mode.empty() ? vlm->config.tokenizer_mode : o.tokenizer_mode;
+  if (!o.tokenizer_mode.empty() && o.tokenizer_mode != vlm->config.tokenizer_mode)
+    cli::warn("--tokenizer-mode {}: the adapter was trained with the {} mode", o.tokenizer_mode,
+              vlm->config.tokenizer_mode);
+  const auto tok = text::BpeTokenizer::from_file(tok_path, text::parse_bpe_mode(tok_mode));
+  cli::verbose("tokenizer {} ({} mode)", tok_path, tok_mode);
   if (tok.vocab_size() > vlm->llm->config.vocab_size)
     cli::fail_input(tok_path, "tokenizer has {} tokens, the LLM's vocabulary {}", tok.vocab_size(),
                     vlm->llm->config.vocab_size);

@@ -50,6 +50,9 @@ void VlmConfig::validate(const std::string& src) const {
   if (use_lora) lora.validate(src);
   if (vocab_size < 0 || num_new_tokens < 0) bad(src, "vocab_size and num_new_tokens must be >= 0");
   if (vocab_size > 0 && num_new_tokens >= vocab_size) bad(src, "num_new_tokens must be smaller than vocab_size");
+  if (tokenizer_mode != "fast" && tokenizer_mode != "slow")
+    bad(src, fmt::format("tokenizer_mode must be \"fast\" or \"slow\", got \"{}\"", tokenizer_mode));
+  if (!compat.empty() && compat != "hsenet") bad(src, fmt::format("compat must be \"hsenet\" or absent, got \"{}\"", compat));
   for (auto [name, v] : {std::pair<const char*, std::int64_t>{"bos", tokens.bos}, {"eos", tokens.eos}, {"pad", tokens.pad}})
     if (v < 0) bad(src, fmt::format("token id '{}' must be >= 0", name));
 }
@@ -98,6 +101,11 @@ VlmConfig VlmConfig::from_json(const json& j, const std::string& src) {
     if (!in->is_object()) cfg::bad_field(kWhat, src, "inputs", *in, "an object");
     c.inputs = in->dump();
   }
+  for (auto [key, dst] : {std::pair<const char*, std::string*>{"tokenizer_mode", &c.tokenizer_mode}, {"compat", &c.compat}})
+    if (const json* v = cfg::field(j, {key})) {
+      if (!v->is_string()) cfg::bad_field(kWhat, src, key, *v, "a string");
+      *dst = v->get<std::string>();
+    }
   if (const json* n = cfg::field(j, {"image_tokens"})) {
     if (!n->is_number_integer() || n->get<std::int64_t>() != c.image_tokens())
       bad(src, fmt::format("image_tokens {} does not match the packers ({} tokens)", n->dump(), c.image_tokens()));
@@ -126,6 +134,8 @@ json VlmConfig::to_json() const {
   else j["tower"] = tower;
   j["lora"] = use_lora ? lora.to_json() : json(nullptr);
   if (!inputs.empty()) j["inputs"] = json::parse(inputs);
+  j["tokenizer_mode"] = tokenizer_mode;
+  if (!compat.empty()) j["compat"] = compat;
   return j;
 }
 

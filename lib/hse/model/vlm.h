@@ -95,6 +95,12 @@ struct VlmConfig {
   // "volumes": hse-preprocess's recipe, "slices": hse-slice's recipe, "slice_encoder": the 2-D
   // encoder}. hse-finetune records it; hse-generate replays it on CT files.
   std::string inputs;
+  // How the prompt and answer texts were tokenized: "fast" (tokenizer.json as tokenizers reads
+  // it) or "slow" (transformers' slow GPT-2 classes, HSENet's use_fast=False; text::BpeMode).
+  // hse-generate tokenizes the same way. Absent in the file: "fast".
+  std::string tokenizer_mode = "fast";
+  // The --compat preset the adapter was trained under ("" or "hsenet"), for provenance.
+  std::string compat;
 
   std::int64_t image_tokens() const;  // n_img: 256 for HSENet
   // Throws cli::Error (exit 3, naming `source`).

@@ -1464,6 +1464,14 @@ BpeTokenizer BpeTokenizer::from_vocab_merges(const std::string& vocab_json, cons
 
 BpeMode BpeTokenizer::mode() const { return impl_->mode; }
 
+BpeTokenizer BpeTokenizer::with_mode(BpeMode mode, bool add_prefix_space) const {
+  if (mode == BpeMode::fast) {
+    if (add_prefix_space) throw std::invalid_argument("add_prefix_space is a slow-mode option");
+    return from_json(to_json(), impl_->source);
+  }
+  return slow_from_json(nlohmann::json::parse(to_json()), impl_->source, add_prefix_space);
+}
+
 namespace {
 
 std::string base64_decode(std::string_view s, bool& ok) {

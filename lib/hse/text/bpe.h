@@ -112,6 +112,8 @@ class BpeTokenizer {
   // is put before the text, as the slow classes' add_prefix_space=True does (bert-score encodes
   // RoBERTa input so).
   static BpeTokenizer from_file(const std::string& path, BpeMode mode, bool add_prefix_space = false);
+  // This tokenizer (its to_json()) read again in `mode`.
+  BpeTokenizer with_mode(BpeMode mode, bool add_prefix_space = false) const;
   // A slow GPT-2-family tokenizer from the two files the slow classes read: vocab.json
   // ({token: id}) and merges.txt ("a b" per line; a first line starting "#version" is skipped).
   // `specials`: contents of vocab.json (e.g. RoBERTa's <s> </s> <unk> <pad> <mask>) that are
