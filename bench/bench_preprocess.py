@@ -61,8 +61,9 @@ def main():
         py_t, py_read = [], []
         for _ in range(a.repeat):
             tm = {}
-            hsenet_3d(path, slope=float(row["RescaleSlope"]), intercept=float(row["RescaleIntercept"]),
-                      rescale=rescale, spacing_zxy=(float(row["ZSpacing"]), xy, xy), timings=tm)
+            hsenet_3d(path, slope=float(row["RescaleSlope"]) if rescale else 1.0,
+                      intercept=float(row["RescaleIntercept"]) if rescale else 0.0,
+                      spacing_zxy=(float(row["ZSpacing"]), xy, xy), timings=tm)
             py_t.append(tm["total"])
             py_read.append(tm["read"])
         h, p_ = min(hse_t), min(py_t)

@@ -22,6 +22,7 @@
 #include <fmt/ranges.h>
 
 #include "hse/build_info.h"
+#include "hse/cli/compat.h"
 #include "hse/io/atomic.h"
 
 #ifndef HSE_TORCH_VERSION
@@ -489,6 +490,11 @@ int main(const std::string& tool, const std::string& description, int argc, char
     return static_cast<int>(Exit::runtime);
   }
   return rc;
+}
+
+void add_compat_option(CLI::App& app, std::string& compat, const std::string& effects) {
+  app.add_option("--compat", compat, "hsenet: HSENet's code literally, quirks included: " + effects)
+      ->check(CLI::IsMember({kCompatHsenet}));
 }
 
 }  // namespace hse::cli

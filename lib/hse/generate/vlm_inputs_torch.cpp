@@ -221,6 +221,7 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
     po.size = {sz[0], sz[1], sz[2]};
     po.no_resample = get_or<std::int64_t>(v, "resample", 1) == 0;
     po.no_crop = get_or<std::int64_t>(v, "crop", 1) == 0;
+    po.compat = get_or<std::string>(v, "compat", "");
     step("preprocess_failures.tsv", [&] {
       po.batch = batch;
       preprocess::run(po, io);

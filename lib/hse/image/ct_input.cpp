@@ -165,6 +165,11 @@ void add_ct_input_options(CLI::App& app, CtInputOptions& o) {
                  "RescaleIntercept of the inputs (e.g. -1024 for CT-RATE v1 files), with --rescale-slope");
 }
 
+void apply_hsenet_compat(CtInputOptions& o) {
+  o.rescale_when_known = o.hu == "auto";
+  o.xy_first_for_both = true;
+}
+
 bool is_volume_file(const std::string& name) {
   for (const char* ext : {".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"}) {
     const std::string e(ext);
@@ -217,7 +222,7 @@ std::vector<std::string> collect_inputs(const CtInputOptions& o, const Metadata&
 }
 
 LoadedCt load_ct(const std::string& path, const std::string& id, const Metadata& meta, const CtInputOptions& o) {
-  const HuMode mode = parse_hu_mode(o.hu);
+  HuMode mode = parse_hu_mode(o.hu);
   LoadedCt c;
   c.id = id;
   const MetaRow* row = nullptr;
@@ -230,6 +235,7 @@ LoadedCt load_ct(const std::string& path, const std::string& id, const Metadata&
   std::optional<std::pair<double, double>> si;
   if (o.rescale_slope && o.rescale_intercept) si = std::make_pair(*o.rescale_slope, *o.rescale_intercept);
   else if (row && row->slope && row->intercept) si = std::make_pair(*row->slope, *row->intercept);
+  if (o.rescale_when_known && si) mode = HuMode::rescale;
   if (mode == HuMode::rescale && !si && !c.volume.hu_by_reader)
     cli::fail_input(path, "--hu rescale needs RescaleSlope and RescaleIntercept (--metadata, or --rescale-slope and "
                     "--rescale-intercept)");
@@ -246,7 +252,7 @@ LoadedCt load_ct(const std::string& path, const std::string& id, const Metadata&
     if (row->z_spacing) c.spacing_zxy[0] = *row->z_spacing;
     if (row->xy_spacing) {
       c.spacing_zxy[1] = (*row->xy_spacing)[0];
-      c.spacing_zxy[2] = (*row->xy_spacing)[1];
+      c.spacing_zxy[2] = (*row->xy_spacing)[o.xy_first_for_both ? 0 : 1];
     }
   }
   if (!row && !c.volume.spacing_in_header)

@@ -74,8 +74,19 @@ struct CtInputOptions {
   // Not a flag: the ids of `inputs` when a caller has already expanded them (hse-generate
   // passes a subset of its inputs on, which must keep the ids they had in the whole list).
   std::vector<std::string> ids;
+  // Not a flag (--compat hsenet): XYSpacing's first value for both X and Y, as HSENet's scripts
+  // parse it ([1:][:-2].split(",")[0]); hse uses the second for Y.
+  bool xy_first_for_both = false;
+  // Not a flag (--compat hsenet): a known slope and intercept (--metadata row or
+  // --rescale-slope/--rescale-intercept) is applied to every file, as the scripts do; files
+  // without one are decided as --hu says.
+  bool rescale_when_known = false;
 };
 void add_ct_input_options(CLI::App& app, CtInputOptions& o);
+// --compat hsenet on the CT inputs, as HSENet's preprocessing scripts read them: with --hu auto,
+// a known slope and intercept is applied to every file (CT-RATE v2 files, already HU, are
+// shifted again), and XYSpacing's first value serves X and Y. An explicit --hu stays.
+void apply_hsenet_compat(CtInputOptions& o);
 
 // The input list: positional paths (with "-" expanded from `in`, and a
 // directory holding volume files expanded to them, recursively), or every

@@ -85,36 +85,62 @@ std::int64_t resampled_size(std::int64_t n, double cur, double target) {
   return static_cast<std::int64_t>(static_cast<double>(n) * scale);
 }
 
+namespace {
+// linear_tap with PyTorch's float64 arithmetic (area_pixel_compute_source_index in double).
+Tap linear_tap_f64(std::int64_t o, std::int64_t in, std::int64_t out) {
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  double src = scale * (static_cast<double>(o) + 0.5) - 0.5;
+  if (src < 0) src = 0;
+  Tap t;
+  t.i0 = static_cast<std::int64_t>(src);
+  if (t.i0 > in - 1) t.i0 = in - 1;
+  t.i1 = t.i0 < in - 1 ? t.i0 + 1 : t.i0;
+  t.w1 = static_cast<float>(src - static_cast<double>(t.i0));
+  if (t.i1 == t.i0) t.w1 = 0;
+  return t;
+}
+
+// o = (1 - w1)·r0 + w1·r1 as PyTorch's float32 kernel computes it, or (exact) as r0 + w1·(r1 - r0):
+// with float64 input PyTorch keeps a constant run constant to 1e-16, which this form keeps exactly
+// in float32 (air clamped to -1000 must stay -1000: the foreground crop and the slices' uint8
+// truncation hang on it).
+inline void lerp_row(const float* r0, const float* r1, float w1, float* o, std::int64_t n, bool exact) {
+  if (exact) {
+    for (std::int64_t x = 0; x < n; ++x) o[x] = r0[x] + w1 * (r1[x] - r0[x]);
+  } else {
+    const float w0 = 1 - w1;
+    for (std::int64_t x = 0; x < n; ++x) o[x] = w0 * r0[x] + w1 * r1[x];
+  }
+}
+}  // namespace
+
 void resize_trilinear(const float* src, std::int64_t d, std::int64_t h, std::int64_t w, Box b, float* dst,
-                      std::int64_t od, std::int64_t oh, std::int64_t ow, int threads) {
+                      std::int64_t od, std::int64_t oh, std::int64_t ow, int threads, bool f64_taps) {
   const std::int64_t bd = b.z1 - b.z0, bh = b.y1 - b.y0, bw = b.x1 - b.x0;
   (void)d;
+  const auto tap = f64_taps ? linear_tap_f64 : linear_tap;
   std::vector<Tap> tz(od), ty(oh), tx(ow);
-  for (std::int64_t i = 0; i < od; ++i) tz[i] = linear_tap(i, bd, od);
-  for (std::int64_t i = 0; i < oh; ++i) ty[i] = linear_tap(i, bh, oh);
-  for (std::int64_t i = 0; i < ow; ++i) tx[i] = linear_tap(i, bw, ow);
+  for (std::int64_t i = 0; i < od; ++i) tz[i] = tap(i, bd, od);
+  for (std::int64_t i = 0; i < oh; ++i) ty[i] = tap(i, bh, oh);
+  for (std::int64_t i = 0; i < ow; ++i) tx[i] = tap(i, bw, ow);
   // Pass 1 (depth): t1[od][bh][bw]; pass 2 (height): t2[od][oh][bw]; pass 3 (width): dst.
   std::vector<float> t1(static_cast<std::size_t>(od * bh * bw));
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
   for (std::int64_t z = 0; z < od; ++z)
     for (std::int64_t y = 0; y < bh; ++y) {
       const Tap t = tz[z];
-      const float w1 = t.w1, w0 = 1 - w1;
       const float* r0 = src + ((b.z0 + t.i0) * h + b.y0 + y) * w + b.x0;
       const float* r1 = src + ((b.z0 + t.i1) * h + b.y0 + y) * w + b.x0;
-      float* o = t1.data() + (z * bh + y) * bw;
-      for (std::int64_t x = 0; x < bw; ++x) o[x] = w0 * r0[x] + w1 * r1[x];
+      lerp_row(r0, r1, t.w1, t1.data() + (z * bh + y) * bw, bw, f64_taps);
     }
   std::vector<float> t2(static_cast<std::size_t>(od * oh * bw));
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
   for (std::int64_t z = 0; z < od; ++z)
     for (std::int64_t y = 0; y < oh; ++y) {
       const Tap t = ty[y];
-      const float w1 = t.w1, w0 = 1 - w1;
       const float* r0 = t1.data() + (z * bh + t.i0) * bw;
       const float* r1 = t1.data() + (z * bh + t.i1) * bw;
-      float* o = t2.data() + (z * oh + y) * bw;
-      for (std::int64_t x = 0; x < bw; ++x) o[x] = w0 * r0[x] + w1 * r1[x];
+      lerp_row(r0, r1, t.w1, t2.data() + (z * oh + y) * bw, bw, f64_taps);
     }
   t1 = {};
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
@@ -122,10 +148,16 @@ void resize_trilinear(const float* src, std::int64_t d, std::int64_t h, std::int
     for (std::int64_t y = 0; y < oh; ++y) {
       const float* r = t2.data() + (z * oh + y) * bw;
       float* o = dst + (z * oh + y) * ow;
-      for (std::int64_t x = 0; x < ow; ++x) {
-        const Tap& t = tx[x];
-        o[x] = (1 - t.w1) * r[t.i0] + t.w1 * r[t.i1];
-      }
+      if (f64_taps)
+        for (std::int64_t x = 0; x < ow; ++x) {
+          const Tap& t = tx[x];
+          o[x] = r[t.i0] + t.w1 * (r[t.i1] - r[t.i0]);
+        }
+      else
+        for (std::int64_t x = 0; x < ow; ++x) {
+          const Tap& t = tx[x];
+          o[x] = (1 - t.w1) * r[t.i0] + t.w1 * r[t.i1];
+        }
     }
 }
 
@@ -146,7 +178,7 @@ Array3 resize_whole(const float* src, std::int64_t d, std::int64_t h, std::int64
   if (od < 1 || oh < 1 || ow < 1)
     cli::fail(cli::Exit::incompatible, "", "resampling {}x{}x{} voxels gives an empty volume", w, h, d);
   Array3 r{od, oh, ow, std::vector<float>(static_cast<std::size_t>(od * oh * ow))};
-  resize_trilinear(src, d, h, w, Box{0, d, 0, h, 0, w}, r.v.data(), od, oh, ow, threads);
+  resize_trilinear(src, d, h, w, Box{0, d, 0, h, 0, w}, r.v.data(), od, oh, ow, threads, /*f64_taps=*/true);
   return r;
 }
 

@@ -43,9 +43,12 @@ struct HuDecision {
 HuDecision decide_hu(const Volume& v, HuMode mode, std::optional<std::pair<double, double>> slope_intercept);
 
 // Trilinear resize of `box` of a contiguous [d][h][w] array (PyTorch
-// interpolate, align_corners=False), separable and multithreaded.
+// interpolate, align_corners=False), separable and multithreaded. The source coordinates are
+// computed as PyTorch computes them for float32 input (float arithmetic), or with f64_taps as
+// for float64 input (the CT-RATE scripts resample float64 arrays: at 512 voxels the two differ
+// by ~3e-5 voxel, ~1e-5 of the [0,1] output at an air/body edge).
 void resize_trilinear(const float* src, std::int64_t d, std::int64_t h, std::int64_t w, kernels::Box box, float* dst,
-                      std::int64_t od, std::int64_t oh, std::int64_t ow, int threads);
+                      std::int64_t od, std::int64_t oh, std::int64_t ow, int threads, bool f64_taps = false);
 
 // New size along one axis when resampling from `cur` to `target` mm:
 // int(n * (cur / target)), as the CT-RATE scripts compute it.

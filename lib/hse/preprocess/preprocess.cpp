@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hse/cli/compat.h"
 #include "hse/image/ct_batch.h"
 #include "hse/io/atomic.h"
 #include "hse/io/h5.h"
@@ -20,10 +21,15 @@ void declare(CLI::App& app, Options& o) {
   app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+  cli::add_compat_option(app, o.compat,
+                         "--hu rescale (the metadata slope and intercept applied to every file, CT-RATE v2's "
+                         "HU files included) and XYSpacing's first value for both in-plane axes");
   image::add_batch_options(app, o.batch);
 }
 
-int run(const Options& o, cli::Io& io) {
+int run(const Options& oin, cli::Io& io) {
+  Options o = oin;
+  if (o.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
   if (o.window[0] >= o.window[1]) cli::fail_usage("--window: LO must be below HI");
   if (o.spacing[0] <= 0 || o.spacing[1] <= 0) cli::fail_usage("--spacing: values must be positive");
   for (auto s : o.size)
@@ -76,6 +82,7 @@ int run(const Options& o, cli::Io& io) {
   w.set_attr("hu", o.input.hu);
   w.set_attr("layout", std::string("N,1,Z,X,Y"));
   w.set_attr("recipe", std::string("hsenet-3d"));
+  w.set_attr("compat", o.compat);
   w.add_provenance({h5::provenance_record("hse-preprocess", cli::current_args())});
   w.commit();
   cli::summary("wrote {} volumes to {}{}", res.written, o.common.output,

@@ -22,6 +22,7 @@ struct Options {
   bool no_crop = false;
   bool no_resample = false;
   std::string dtype = "float32";
+  std::string compat;  // "hsenet": --hu rescale (unless given) and XYSpacing's first value for both axes
   image::BatchOptions batch;
 };
 

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hse/cli/compat.h"
 #include "hse/image/ct_batch.h"
 #include "hse/image/slice_ops.h"
 #include "hse/io/atomic.h"
@@ -23,10 +24,10 @@ void declare(CLI::App& app, Options& o) {
                  "JPEG round trip of each 8-bit slice at this quality (95 reproduces HSENet's JPEG files); 0: none")
       ->default_val(0)
       ->check(CLI::Range(0, 100));
-  app.add_option("--compat", o.compat,
-                 "hsenet: HSENet's code literally: slices along X (sagittal) when a volume has at least as many "
-                 "slices as columns, and --jpeg-quality 95")
-      ->check(CLI::IsMember({"hsenet"}));
+  cli::add_compat_option(app, o.compat,
+                         "slices along X (sagittal) when a volume has at least as many slices as columns, "
+                         "--jpeg-quality 95, --hu rescale (unless given) and XYSpacing's first value for both "
+                         "in-plane axes");
   app.add_option("--image-size", o.image_size, "short side after the bicubic resize, and the centre crop")
       ->default_val(224)
       ->check(CLI::Range(1, 4096));
@@ -34,7 +35,9 @@ void declare(CLI::App& app, Options& o) {
   image::add_batch_options(app, o.batch);
 }
 
-int run(const Options& o, cli::Io& io) {
+int run(const Options& oin, cli::Io& io) {
+  Options o = oin;
+  if (o.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
   if (o.window[0] >= o.window[1]) cli::fail_usage("--window: LO must be below HI");
   if (o.spacing[0] <= 0 || o.spacing[1] <= 0) cli::fail_usage("--spacing: values must be positive");
   if (o.slices < 1) cli::fail_usage("--slices: must be positive");
