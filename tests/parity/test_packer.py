@@ -19,7 +19,10 @@ Checks (C++ side: $HSE_BIN_DIR/torch_test_packer -tc="driver: packer" and torch_
       tokens) and 1x2x2 (512); overlapping windows 1x4x4 stride 1x2x2 (392) with mlp_hidden != out;
       the spatial_pool and sequence_pool baselines; the qformer baseline against transformers'
       Blip2QFormerModel (2 layers cross-attending every layer, and 3 layers / 4 heads / 32 queries
-      cross-attending every 2nd layer); the anatomy packer against a token-by-token re-implementation
+      cross-attending every 2nd layer); HSENet's own Q-Former (hsenet_qformer) against a
+      transcription of its ablation_qformerProjector, literally (self-attention across the batch
+      axis, B=2 and at full width 768 -> 3072) and with the queries attending among themselves;
+      the anatomy packer against a token-by-token re-implementation
       (halo 0,1,1 and 1,2,2);
   VLM (tiny transformers Phi3ForCausalLM + peft LoRA r=4 + two reference packers at grid 8x16x16, so
       256 image tokens): the published checkpoint is made as HSENet makes it (torch.save of the
@@ -141,6 +144,41 @@ class QFormerPackerRef(nn.Module):
         return self.proj_mpls(self.qformer(query_embeds=q, encoder_hidden_states=x).last_hidden_state)
 
 
+class HsenetQFormerRef(nn.Module):
+    """HSENet's ablation_qformerProjector, transcribed (spatial_pooling_projector.py; its __init__
+    reads self.out_dim before setting it, set here first). self_attn is called on batch-first
+    queries although nn.MultiheadAttention is sequence-first (HSENet's code, "batch"); with
+    fix=True the queries attend among themselves ("queries")."""
+
+    def __init__(self, in_dim, out_dim, fix=False):
+        super().__init__()
+        self.in_dim, self.out_dim, self.fix = in_dim, out_dim, fix
+        self.num_queries, self.num_heads, self.num_layers = 32, 8, 2
+        self.query_embeds = nn.Parameter(torch.randn(self.num_queries, in_dim))
+        self.self_attn = nn.MultiheadAttention(embed_dim=in_dim, num_heads=self.num_heads)
+        self.cross_attn = nn.MultiheadAttention(embed_dim=in_dim, num_heads=self.num_heads)
+        self.layers = nn.ModuleList([nn.TransformerEncoderLayer(d_model=in_dim, nhead=self.num_heads)
+                                     for _ in range(self.num_layers)])
+        self.proj_mpls = nn.Sequential(nn.Linear(self.in_dim, self.out_dim), nn.GELU(),
+                                       nn.Linear(self.out_dim, self.out_dim))
+        nn.init.xavier_uniform_(self.query_embeds)
+
+    def forward(self, x):
+        B, N, D = x.shape
+        queries = self.query_embeds.unsqueeze(0).repeat(B, 1, 1)
+        if self.fix:
+            q = queries.permute(1, 0, 2)
+            queries = self.self_attn(query=q, key=q, value=q)[0].permute(1, 0, 2)
+        else:
+            queries = self.self_attn(query=queries, key=queries, value=queries)[0]
+        x = x.permute(1, 0, 2).float()
+        queries = queries.permute(1, 0, 2).float()
+        attended = self.cross_attn(query=queries, key=x, value=x)[0]
+        for layer in self.layers:
+            attended = layer(attended)
+        return self.proj_mpls(attended.permute(1, 0, 2))
+
+
 class AnatomyPackerRef(PackerRef):
     """hse's anatomy packer written token by token: grown windows, softmax over competing queries."""
 
@@ -184,9 +222,10 @@ def randomize(m, seed):
     torch.manual_seed(seed)
     with torch.no_grad():
         for n, p in m.named_parameters():
-            if "norm.weight" in n or "LayerNorm.weight" in n:
+            if "norm.weight" in n or "LayerNorm.weight" in n or n.endswith(("norm1.weight", "norm2.weight")):
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            elif "norm.bias" in n or "LayerNorm.bias" in n:
+            elif ("norm.bias" in n or "LayerNorm.bias" in n or n.endswith(("norm1.bias", "norm2.bias", "in_proj_bias"))
+                  or n.endswith("attn.out_proj.bias")):
                 p.copy_(0.1 * torch.randn_like(p))
             elif n == "query_tokens":
                 p.copy_(torch.randn_like(p))
@@ -230,6 +269,9 @@ def packers(tmp):
         ("qformer", dict(in_dim=64, out_dim=96, kind="qformer"), 2),
         ("qformer3", dict(in_dim=64, out_dim=96, kind="qformer", layers=3, heads=4, cross_every=2,
                           queries=32), 1),
+        ("hsenet_qformer", dict(in_dim=64, out_dim=96, kind="hsenet_qformer"), 2),
+        ("hsenet_qformer_q", dict(in_dim=64, out_dim=96, kind="hsenet_qformer", fix=True), 2),
+        ("hsenet_qformer_768", dict(in_dim=768, out_dim=3072, kind="hsenet_qformer"), 1),
         ("anatomy", dict(in_dim=32, out_dim=48, kind="anatomy"), 2),
         ("anatomy_h122", dict(in_dim=32, out_dim=48, kind="anatomy", halo=(1, 2, 2)), 1),
     ]
@@ -240,6 +282,8 @@ def packers(tmp):
         if kind == "qformer":
             ref = randomize(QFormerPackerRef(kw["in_dim"], kw["out_dim"], **{k: kw[k] for k in kw if k in (
                 "queries", "layers", "heads", "cross_every")}), 200 + i)
+        elif kind == "hsenet_qformer":
+            ref = randomize(HsenetQFormerRef(kw["in_dim"], kw["out_dim"], fix=kw.get("fix", False)), 200 + i)
         elif kind == "anatomy":
             ref = randomize(AnatomyPackerRef(kw["in_dim"], kw["out_dim"], halo=kw.get("halo", (0, 1, 1))), 200 + i)
         else:
@@ -269,6 +313,8 @@ def packers(tmp):
                       ("cross_every", "qformer_cross_every")):
             if k in kw:
                 cfg[hk] = kw[k]
+        if kind == "hsenet_qformer":
+            cfg["query_self_attention"] = "queries" if kw.get("fix") else "batch"
         if kind == "qformer" and "heads" not in kw:
             cfg["qformer_heads"] = 1
         jobs.append({"name": name, "config": cfg, "weights": path, "prefix": PREFIX, "input": f"{name}.x"})

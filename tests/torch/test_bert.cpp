@@ -222,6 +222,38 @@ TEST_CASE("bert: config parsing and errors") {
   }
   DOCTEST_CHECK_THROWS_AS(model::BertConfig::from_file(path), cli::Error);
   DOCTEST_CHECK_THROWS_AS(model::BertConfig::from_file((dir / "none.json").string()), cli::Error);
+  {
+    std::ofstream f(path);
+    f << R"({"model_type": "distilbert"})";
+  }
+  DOCTEST_CHECK_THROWS_AS(model::BertConfig::from_file(path), cli::Error);
+  {
+    std::ofstream f(path);
+    f << R"({"model_type": "roberta", "pad_token_id": 1, "max_position_embeddings": 514, "type_vocab_size": 1,
+             "hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 1, "intermediate_size": 64,
+             "vocab_size": 50})";
+  }
+  c = model::BertConfig::from_file(path);
+  DOCTEST_CHECK(c.roberta());
+  DOCTEST_CHECK(c.to_json()["model_type"] == "roberta");
+  {
+    // RoBERTa positions: pad + cumsum over real tokens; padding keeps the padding index, so a
+    // right-padded sequence gives its real tokens the same states as alone.
+    torch::manual_seed(0);
+    model::Bert m(c, false);
+    m->eval();
+    torch::NoGradGuard ng;
+    auto ids = torch::tensor({0, 7, 8, 2, 1, 1}, torch::kLong).unsqueeze(0);
+    auto mask = torch::tensor({1, 1, 1, 1, 0, 0}, torch::kLong).unsqueeze(0);
+    auto h = m->forward(ids, mask).last_hidden_state;
+    auto alone = m->forward(ids.narrow(1, 0, 4), mask.narrow(1, 0, 4)).last_hidden_state;
+    DOCTEST_CHECK(torch::allclose(h.narrow(1, 0, 4), alone, 1e-5, 1e-6));
+    auto e = m->embeddings->forward(ids.narrow(1, 0, 1), {});
+    auto expect = m->embeddings->LayerNorm->forward(m->embeddings->word_embeddings->weight[0] +
+                                                   m->embeddings->token_type_embeddings->weight[0] +
+                                                   m->embeddings->position_embeddings->weight[2]);
+    DOCTEST_CHECK(torch::allclose(e[0][0], expect, 1e-5, 1e-6));  // first real token: position pad + 1 = 2
+  }
   // The shipped tiny config parses.
   if (const char* src = std::getenv("HSE_SOURCE_DIR")) {
     auto t = model::BertConfig::from_file(std::string(src) + "/share/hse/configs/bert-tiny.json");

@@ -34,10 +34,11 @@ struct Options {
   std::string pairs;                    // retrieval: TSV query_id<TAB>item_id
   std::string labels;                   // retrieval: CT-RATE labels CSV (volume-to-volume)
   std::string ks;                       // retrieval: comma-separated K values
-  std::string bertscore_model;          // report/vqa: a BERT-layout HF model directory (enables BERTScore)
+  std::string bertscore_model;          // report/vqa: a BERT or RoBERTa HF model directory (enables BERTScore)
   int bertscore_layer = -1;             // -1: the last layer
   bool bertscore_idf = false;
   int bertscore_batch = 64;
+  std::string bertscore_baseline;       // bert-score's rescale_baseline TSV (rescale_with_baseline)
 };
 
 // Registers the task subcommands (report, vqa, retrieval) and their options.

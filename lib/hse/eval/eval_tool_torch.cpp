@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include "hse/eval/bleu.h"
+#include "hse/cli/compat.h"
 #include "hse/model/bertscore.h"
 #include "hse/eval/labeler.h"
 #include "hse/eval/meteor.h"
@@ -65,14 +66,17 @@ void declare(CLI::App& app, Options& o) {
         ->check(CLI::IsMember({"none", "floor", "add-k", "exp"}));
     sub->add_option("--smooth-value", o.smooth_value, "smoothing value for floor (0.1) and add-k (1)");
     sub->add_flag("--stem", o.stem, "ROUGE with rouge-score's Porter stemmer");
-    sub->add_option("--compat", o.compat, "hsenet: score as HSENet's evaluation scripts (cleaned references)")
-        ->check(CLI::IsMember({"hsenet"}));
+    cli::add_compat_option(*sub, o.compat, "scored as HSENet's evaluation scripts (references cleaned of \" ' ( ))");
     sub->add_flag("--clean-references", o.clean_references, "remove \" ' ( ) from references (HSENet's cleaning)");
     sub->add_option("--wordnet", o.wordnet, "WordNet 3.0 database directory (Debian wordnet-base)")
         ->default_val("/usr/share/wordnet");
     sub->add_flag("--allow-missing", o.allow_missing, "score only the references that have predictions");
     sub->add_option("--bertscore-model", o.bertscore_model,
-                    "BERTScore with this BERT-layout HF model directory (config.json, model.safetensors, vocab.txt)");
+                    "BERTScore with this HF model directory: BERT (config.json, model.safetensors, vocab.txt) or "
+                    "RoBERTa (vocab.json + merges.txt; bert-score's English default, roberta-large, layer 17)");
+    sub->add_option("--bertscore-baseline", o.bertscore_baseline,
+                    "rescale BERTScore with bert-score's baseline file (rescale_baseline/<lang>/<model>.tsv), as "
+                    "rescale_with_baseline=True");
     sub->add_option("--bertscore-layer", o.bertscore_layer, "BERTScore layer (default: the last)")->default_val(-1);
     sub->add_flag("--bertscore-idf", o.bertscore_idf, "BERTScore with idf weights from the references");
     sub->add_option("--bertscore-batch", o.bertscore_batch, "BERTScore batch size (bert-score's default 64)")
@@ -281,12 +285,14 @@ void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
   t.emplace_back("rougeL", rl / n);
   t.emplace_back("meteor", me / n);
   if (!o.bertscore_model.empty()) {
-    const auto tok = text::WordPieceTokenizer::from_file(
-        (std::filesystem::path(o.bertscore_model) / "vocab.txt").string());
-    auto bert = model::load_bert(o.bertscore_model);
-    const int layer = o.bertscore_layer >= 0 ? o.bertscore_layer : static_cast<int>(bert->config.num_hidden_layers);
+    auto sm = model::load_score_model(o.bertscore_model);
+    const int layer =
+        o.bertscore_layer >= 0 ? o.bertscore_layer : static_cast<int>(sm.model->config.num_hidden_layers);
     torch::NoGradGuard ng;
-    const auto bs = model::bert_score(hyps, refs, tok, bert, layer, o.bertscore_idf, o.bertscore_batch);
+    auto bs = model::bert_score(hyps, refs, sm.tokenizer, sm.model, layer,
+                                model::bert_score_idf(refs, sm.tokenizer, o.bertscore_idf), o.bertscore_batch);
+    if (!o.bertscore_baseline.empty())
+      model::rescale_with_baseline(bs, model::read_bertscore_baseline(o.bertscore_baseline, layer));
     double P = 0, R = 0, F = 0;
     for (std::size_t i = 0; i < pairs.size(); ++i) {
       per_item[i].emplace_back("bertscore_f1", bs.F[i]);

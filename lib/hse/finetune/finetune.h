@@ -22,7 +22,7 @@ struct Options {
   std::string reports, questions, prompts;
   std::string report_column = "Findings_EN";
   std::string train_llm = "lora";  // lora | full
-  std::string packer = "v2p";                  // v2p | spatial_pool | sequence_pool | qformer | anatomy
+  std::string packer = "v2p";  // v2p | spatial_pool | sequence_pool | qformer | hsenet_qformer | anatomy
   std::vector<int> packer_window, packer_stride, packer_halo;  // D,H,W (empty: defaults)
   int packer_queries = 0;                      // qformer: learned queries (0: the window count)
   int qformer_layers = 2;

@@ -11,6 +11,8 @@
 #include <torch/torch.h>
 
 #include "hse/finetune/finetune.h"
+
+#include "hse/cli/compat.h"
 #include "hse/generate/vlm_inputs.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
@@ -50,26 +52,27 @@ void declare(CLI::App& app, Options& o) {
                  "fast (tokenizer.json as the tokenizers library reads it; default) or slow (transformers' slow "
                  "GPT-2 classes, as HSENet loads Phi-4-mini with use_fast=False); recorded in the adapter")
       ->check(CLI::IsMember({"fast", "slow"}));
-  app.add_option("--compat", o.compat,
-                 "hsenet: HSENet's code literally (--tokenizer-mode slow; see the man page's table)")
-      ->check(CLI::IsMember({"hsenet"}));
+  cli::add_compat_option(app, o.compat,
+                         "--tokenizer-mode slow, and hsenet_qformer's self-attention across the batch axis (see the "
+                         "man page's table)");
   app.add_option("--train-tokenizer", o.train_tokenizer,
                  "with --init-llm: train a byte-level BPE of N tokens on the training texts");
   app.add_option("--train-llm", o.train_llm, "lora (packers + LoRA, HSENet) or full (packers + the whole LLM, no LoRA)")
       ->default_val("lora")
       ->check(CLI::IsMember({"lora", "full"}));
   app.add_option("--packer", o.packer,
-                 "packer kind: v2p (HSENet's V2P-CA), spatial_pool, sequence_pool, qformer (Table 2b) or anatomy "
-                 "(hse's content-adaptive partition)")
+                 "packer kind: v2p (HSENet's V2P-CA), spatial_pool, sequence_pool, qformer (BLIP-2's Q-Former), "
+                 "hsenet_qformer (the Q-Former of HSENet's code, Table 2b) or anatomy (hse's content-adaptive partition)")
       ->default_val("v2p")
-      ->check(CLI::IsMember({"v2p", "spatial_pool", "sequence_pool", "qformer", "anatomy"}));
+      ->check(CLI::IsMember({"v2p", "spatial_pool", "sequence_pool", "qformer", "hsenet_qformer", "anatomy"}));
   cli::add_list(app, "--packer-window", o.packer_window, 3, "packer window in patch tokens (default 1,4,4: 128 tokens)",
                 "D,H,W");
   cli::add_list(app, "--packer-stride", o.packer_stride, 3, "packer stride (default: the window; smaller overlaps)",
                 "D,H,W");
   cli::add_list(app, "--packer-halo", o.packer_halo, 3, "anatomy packer: tokens added to each window side (default 0,1,1)",
                 "D,H,W");
-  app.add_option("--packer-queries", o.packer_queries, "qformer: number of learned queries (default: the window count)");
+  app.add_option("--packer-queries", o.packer_queries,
+                 "qformer: number of learned queries (default: the window count; hsenet_qformer: 32)");
   app.add_option("--qformer-layers", o.qformer_layers, "qformer: layers")->default_val(2);
   app.add_option("--encoders", o.encoders,
                  "vision towers feeding the LLM: both (HSENet), 3d (stage-1 ViT only) or 2e3 (2E3 only), Table 3")
@@ -254,6 +257,7 @@ int run(const Options& oin, cli::Io&) {
   for (int a = 0; a < 3 && !o.packer_stride.empty(); ++a) pk.stride[a] = o.packer_stride[a];
   for (int a = 0; a < 3 && !o.packer_halo.empty(); ++a) pk.halo[a] = o.packer_halo[a];
   pk.num_queries = o.packer_queries;
+  if (o.compat == "hsenet") pk.query_self_attention = "batch";  // HSENet's Q-Former attends across the batch axis
   pk.qformer_layers = o.qformer_layers;
   pk.grid = grid;
   try {

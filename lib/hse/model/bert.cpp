@@ -67,6 +67,14 @@ BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& sou
   get_int("max_position_embeddings", c.max_position_embeddings);
   get_int("type_vocab_size", c.type_vocab_size);
   get_int("pad_token_id", c.pad_token_id);
+  if (j.contains("model_type") && !j["model_type"].is_null()) {
+    if (!j["model_type"].is_string()) cli::fail_input(source, "'model_type' is not a string");
+    const std::string t = j["model_type"].get<std::string>();
+    if (t == "roberta") c.model_type = "roberta";
+    else if (t != "bert")
+      throw cli::Error(cli::Exit::incompatible, source,
+                       fmt::format("model_type '{}': hse reads BERT and RoBERTa encoders", t));
+  }
   for (auto [key, v] : {std::pair<const char*, double*>{"hidden_dropout_prob", &c.hidden_dropout_prob},
                         {"attention_probs_dropout_prob", &c.attention_probs_dropout_prob}}) {
     if (!j.contains(key) || j[key].is_null()) continue;
@@ -117,8 +125,8 @@ BertConfig BertConfig::from_file(const std::string& path) {
 }
 
 nlohmann::json BertConfig::to_json() const {
-  return nlohmann::json{{"architectures", {"BertModel"}},
-                        {"model_type", "bert"},
+  return nlohmann::json{{"architectures", {roberta() ? "RobertaModel" : "BertModel"}},
+                        {"model_type", model_type},
                         {"vocab_size", vocab_size},
                         {"hidden_size", hidden_size},
                         {"num_hidden_layers", num_hidden_layers},
@@ -136,7 +144,8 @@ nlohmann::json BertConfig::to_json() const {
 }
 
 // ------------------------------------------------------------------ modules
-BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) : dropout_p(c.hidden_dropout_prob) {
+BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c)
+    : dropout_p(c.hidden_dropout_prob), padding_idx(c.roberta() ? c.pad_token_id : -1) {
   word_embeddings = register_module(
       "word_embeddings",
       torch::nn::Embedding(c.pad_token_id >= 0 && c.pad_token_id < c.vocab_size
@@ -154,11 +163,19 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
   const int64_t L = input_ids.size(1);
   TORCH_CHECK(L <= position_embeddings->weight.size(0), "sequence length ", L,
               " exceeds max_position_embeddings ", position_embeddings->weight.size(0));
-  auto pos = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
   auto tt = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
   // HF order: (word + token_type) + position.
   auto x = word_embeddings->forward(input_ids) + token_type_embeddings->forward(tt);
-  x = x + position_embeddings->forward(pos).unsqueeze(0);
+  if (padding_idx >= 0) {  // RoBERTa: positions counted from the padding index, per sequence
+    const auto real = input_ids.ne(padding_idx).to(torch::kLong);
+    const auto pos = torch::cumsum(real, 1) * real + padding_idx;
+    TORCH_CHECK(pos.max().item<int64_t>() < position_embeddings->weight.size(0), "sequence length ", L,
+                " exceeds max_position_embeddings ", position_embeddings->weight.size(0), " - ", padding_idx + 1);
+    x = x + position_embeddings->forward(pos);
+  } else {
+    auto pos = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+    x = x + position_embeddings->forward(pos).unsqueeze(0);
+  }
   return torch::dropout(LayerNorm->forward(x), dropout_p, is_training());
 }
 
@@ -301,9 +318,9 @@ std::string weights_path(const std::string& path) {
 Bert load_bert(const BertConfig& config, const std::string& weights, const std::string& prefix, bool allow_partial) {
   io::SafeTensorsSet ckpt(weights_path(weights));
   std::string pre = prefix;
-  if (pre.empty() && !ckpt.contains("embeddings.word_embeddings.weight") &&
-      ckpt.contains("bert.embeddings.word_embeddings.weight"))
-    pre = "bert.";
+  if (pre.empty() && !ckpt.contains("embeddings.word_embeddings.weight"))
+    for (const char* p : {"bert.", "roberta."})
+      if (ckpt.contains(std::string(p) + "embeddings.word_embeddings.weight")) pre = p;
   const bool pooler = ckpt.contains(pre + "pooler.dense.weight");
   Bert model(config, pooler);
   load_state(*model, ckpt, pre, allow_partial, {"embeddings.position_ids", "embeddings.token_type_ids"});

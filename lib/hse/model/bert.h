@@ -12,7 +12,13 @@
 //   encoder.layer.{i}.output.{dense,LayerNorm}.{weight,bias}
 //   pooler.dense.{weight,bias}            (kept for key compatibility; HSENet does not use it)
 // A checkpoint's `embeddings.position_ids` buffer (older transformers) is accepted and ignored:
-// position ids are always 0..L-1 ("absolute" position embeddings).
+// position ids are 0..L-1 ("absolute" position embeddings).
+//
+// RoBERTa (model_type "roberta" in config.json; HF's RobertaModel, e.g. roberta-large, the model
+// bert-score uses for English): the same layers and names (prefix "" or "roberta."), with
+// position ids counted from the padding index as transformers'
+// create_position_ids_from_input_ids does: pad_token_id + cumsum(id != pad) for real tokens,
+// pad_token_id for padding (max_position_embeddings 514 = 512 + 2); one token type.
 //
 // Numerics follow transformers' BertModel: embeddings = dropout(LN(word + token_type +
 // position)); per layer, post-norm attention with the scores scaled by head_dim^-0.5 and
@@ -50,13 +56,15 @@ struct BertConfig {
   int64_t pad_token_id = 0;
   double hidden_dropout_prob = 0.1;           // training mode only
   double attention_probs_dropout_prob = 0.1;  // training mode only
+  std::string model_type = "bert";            // "bert" or "roberta" (RoBERTa's position ids)
 
+  bool roberta() const { return model_type == "roberta"; }
   BertAct act() const;  // throws cli::Error (exit 3) for an unknown hidden_act
 
   // Reads an HF config.json (missing fields keep the defaults above). Throws cli::Error
   // (exit 3, naming `source`) for a malformed file, a non-positive size, hidden_size not
-  // divisible by num_attention_heads, an unknown hidden_act, or a position_embedding_type
-  // other than "absolute".
+  // divisible by num_attention_heads, an unknown hidden_act, a position_embedding_type
+  // other than "absolute", or a model_type other than bert/roberta (absent: bert).
   static BertConfig from_json(const nlohmann::json& j, const std::string& source);
   static BertConfig from_file(const std::string& path);
   // The same fields as HF writes them (model_type "bert"), so a saved directory loads with
@@ -76,6 +84,7 @@ struct BertEmbeddingsImpl : torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   double dropout_p;
+  int64_t padding_idx = -1;  // RoBERTa: pad_token_id (positions from input ids); BERT: -1 (0..L-1)
 };
 TORCH_MODULE(BertEmbeddings);
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <numeric>
 #include <unordered_set>
 
@@ -18,19 +21,150 @@ std::vector<int64_t> bert_score_encode(const std::string& sentence, const text::
   return tok.encode(sentence, max_length, /*pad_to_max=*/false, /*truncate=*/true).ids;
 }
 
+ScoreTokenizer score_tokenizer(const text::WordPieceTokenizer& tok, int max_length) {
+  ScoreTokenizer t;
+  t.encode = [&tok, max_length](const std::string& s) { return bert_score_encode(s, tok, max_length); };
+  t.cls_id = tok.cls_id();
+  t.sep_id = tok.sep_id();
+  t.pad_id = tok.pad_id();
+  return t;
+}
+
+namespace {
+// Python's str.strip(): the whitespace code points (str.isspace) at both ends.
+std::string py_strip(const std::string& s) {
+  auto space_at = [&](std::size_t i, bool back) -> std::size_t {  // bytes of a space ending/starting at i
+    static const char* kMulti[] = {"\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\xA8", "\xE2\x80\xA9",
+                                   "\xE2\x80\xAF", "\xE2\x81\x9F", "\xE3\x80\x80"};
+    const unsigned char c = static_cast<unsigned char>(back ? s[i - 1] : s[i]);
+    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
+    std::vector<std::string> multi(std::begin(kMulti), std::end(kMulti));
+    for (int k = 0; k <= 0x0A; ++k) multi.push_back(std::string("\xE2\x80") + static_cast<char>(0x80 + k));  // U+2000..200A
+    for (const auto& m : multi) {
+      if (back ? (i >= m.size() && s.compare(i - m.size(), m.size(), m) == 0) : s.compare(i, m.size(), m) == 0)
+        return m.size();
+    }
+    return 0;
+  };
+  std::size_t a = 0, b = s.size();
+  while (a < b) {
+    const std::size_t n = space_at(a, false);
+    if (!n) break;
+    a += n;
+  }
+  while (b > a) {
+    const std::size_t n = space_at(b, true);
+    if (!n) break;
+    b -= n;
+  }
+  return s.substr(a, b - a);
+}
+}  // namespace
+
+ScoreTokenizer score_tokenizer(const text::BpeTokenizer& tok, int64_t bos_id, int64_t eos_id, int64_t pad_id,
+                               int max_length) {
+  ScoreTokenizer t;
+  t.encode = [&tok, bos_id, eos_id, max_length](const std::string& s) {
+    const std::string st = py_strip(s);
+    std::vector<int64_t> ids{bos_id};
+    if (!st.empty()) {
+      auto body = tok.encode(st);  // the tokenizer puts the prefix space
+      if (static_cast<int>(body.size()) > max_length - 2) body.resize(static_cast<std::size_t>(std::max(0, max_length - 2)));
+      ids.insert(ids.end(), body.begin(), body.end());
+    }
+    ids.push_back(eos_id);
+    return ids;
+  };
+  t.cls_id = bos_id;
+  t.sep_id = eos_id;
+  t.pad_id = pad_id;
+  return t;
+}
+
+ScoreModel load_score_model(const std::string& dir) {
+  namespace fs = std::filesystem;
+  ScoreModel m;
+  const fs::path d(dir);
+  m.model = load_bert(dir);
+  if (fs::exists(d / "vocab.txt")) {
+    m.wordpiece = std::make_unique<text::WordPieceTokenizer>(text::WordPieceTokenizer::from_file((d / "vocab.txt").string()));
+    m.tokenizer = score_tokenizer(*m.wordpiece);
+  } else if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt")) {
+    m.bpe = std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_vocab_merges(
+        (d / "vocab.json").string(), (d / "merges.txt").string(), {"<s>", "</s>", "<pad>", "<unk>", "<mask>"},
+        /*add_prefix_space=*/true));
+    auto id = [&](const char* t) { return *m.bpe->token_to_id(t); };
+    if (id("<pad>") != m.model->config.pad_token_id)
+      throw cli::Error(cli::Exit::incompatible, (d / "config.json").string(),
+                       fmt::format("pad_token_id {} is not the vocabulary's <pad> ({})", m.model->config.pad_token_id,
+                                   id("<pad>")));
+    m.tokenizer = score_tokenizer(*m.bpe, id("<s>"), id("</s>"), id("<pad>"));
+  } else {
+    throw cli::Error(cli::Exit::incompatible, dir,
+                     "no vocab.txt (BERT) and no vocab.json + merges.txt (RoBERTa) in the BERTScore model directory");
+  }
+  const int64_t n_vocab = m.bpe ? m.bpe->vocab_size() : static_cast<int64_t>(m.wordpiece->vocab_size());
+  if (n_vocab > m.model->config.vocab_size)
+    throw cli::Error(cli::Exit::incompatible, dir,
+                     fmt::format("the vocabulary has {} tokens but the model {} embedding rows", n_vocab,
+                                 m.model->config.vocab_size));
+  return m;
+}
+
+std::array<double, 3> read_bertscore_baseline(const std::string& path, int layer) {
+  std::ifstream f(path);
+  if (!f) cli::fail_input(path, "cannot open the BERTScore baseline file");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(f, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (n == 1 || line.empty()) continue;  // header LAYER,P,R,F
+    std::vector<std::string> parts;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) parts.push_back(x);
+    if (parts.size() != 4) cli::fail_input(path, "line {}: expected LAYER,P,R,F", n);
+    try {
+      std::size_t used = 0;
+      const int l = std::stoi(parts[0], &used);
+      if (used != parts[0].size()) throw std::invalid_argument("layer");
+      if (l != layer) continue;
+      std::array<double, 3> b{};
+      for (int k = 0; k < 3; ++k) {
+        b[static_cast<std::size_t>(k)] = std::stod(parts[static_cast<std::size_t>(k) + 1], &used);
+        if (used != parts[static_cast<std::size_t>(k) + 1].size() || !(b[static_cast<std::size_t>(k)] < 1.0))
+          throw std::invalid_argument("value");
+      }
+      return b;
+    } catch (const std::exception&) {
+      cli::fail_input(path, "line {}: '{}' is not LAYER,P,R,F with numbers below 1", n, line);
+    }
+  }
+  cli::fail_input(path, "no baseline for layer {}", layer);
+}
+
+void rescale_with_baseline(BertScore& s, const std::array<double, 3>& b) {
+  for (auto [v, base] : {std::pair<std::vector<double>*, double>{&s.P, b[0]}, {&s.R, b[1]}, {&s.F, b[2]}})
+    for (double& x : *v) x = (x - base) / (1.0 - base);
+}
+
 IdfDict bert_score_idf(const std::vector<std::string>& refs, const text::WordPieceTokenizer& tok, bool idf,
                        int max_length) {
+  return bert_score_idf(refs, score_tokenizer(tok, max_length), idf);
+}
+
+IdfDict bert_score_idf(const std::vector<std::string>& refs, const ScoreTokenizer& tok, bool idf) {
   IdfDict d;
   if (!idf) {
     d.unseen = 1.0;
-    d.idf[tok.sep_id()] = 0.0;
-    d.idf[tok.cls_id()] = 0.0;
+    d.idf[tok.sep_id] = 0.0;
+    d.idf[tok.cls_id] = 0.0;
     return d;
   }
   const double M = static_cast<double>(refs.size());
   std::unordered_map<int64_t, int64_t> df;
   for (const auto& r : refs) {
-    const auto ids = bert_score_encode(r, tok, max_length);
+    const auto ids = tok.encode(r);
     for (int64_t id : std::unordered_set<int64_t>(ids.begin(), ids.end())) ++df[id];
   }
   d.unseen = std::log((M + 1.0) / 1.0);
@@ -41,8 +175,14 @@ IdfDict bert_score_idf(const std::vector<std::string>& refs, const text::WordPie
 BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
                      const text::WordPieceTokenizer& tok, Bert& model, int layer, bool idf, int batch_size,
                      int max_length) {
-  return bert_score(cands, refs, tok, model, layer, bert_score_idf(refs, tok, idf, max_length), batch_size,
-                    max_length);
+  const auto st = score_tokenizer(tok, max_length);
+  return bert_score(cands, refs, st, model, layer, bert_score_idf(refs, st, idf), batch_size);
+}
+
+BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
+                     const text::WordPieceTokenizer& tok, Bert& model, int layer, const IdfDict& weights,
+                     int batch_size, int max_length) {
+  return bert_score(cands, refs, score_tokenizer(tok, max_length), model, layer, weights, batch_size);
 }
 
 namespace {
@@ -73,8 +213,7 @@ void pad_batch(const std::vector<const SentStats*>& s, torch::Tensor& emb, torch
 }  // namespace
 
 BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
-                     const text::WordPieceTokenizer& tok, Bert& model, int layer, const IdfDict& weights,
-                     int batch_size, int max_length) {
+                     const ScoreTokenizer& tok, Bert& model, int layer, const IdfDict& weights, int batch_size) {
   if (cands.size() != refs.size())
     cli::fail_usage("bertscore: {} candidates but {} references", cands.size(), refs.size());
   const int n_layers = static_cast<int>(model->config.num_hidden_layers);
@@ -107,11 +246,11 @@ BertScore bert_score(const std::vector<std::string>& cands, const std::vector<st
     std::vector<std::vector<int64_t>> ids;
     std::size_t Lmax = 0;
     for (std::size_t i = b0; i < b1; ++i) {
-      ids.push_back(bert_score_encode(sentences[i], tok, max_length));
+      ids.push_back(tok.encode(sentences[i]));
       Lmax = std::max(Lmax, ids.back().size());
     }
     const int64_t B = static_cast<int64_t>(ids.size()), L = static_cast<int64_t>(Lmax);
-    auto input = torch::full({B, L}, tok.pad_id(), torch::kLong);
+    auto input = torch::full({B, L}, tok.pad_id, torch::kLong);
     auto mask = torch::zeros({B, L}, torch::kLong);
     for (int64_t i = 0; i < B; ++i) {
       const auto& v = ids[static_cast<std::size_t>(i)];

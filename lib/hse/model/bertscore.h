@@ -18,15 +18,27 @@
 // batch's longest sentence, and padded positions take part in the max with similarity 0; a
 // candidate or reference that encodes to [CLS][SEP] alone (empty) gets P = R = 0 (F = 0);
 // F = NaN becomes 0. Identical sentences share one embedding (bert-score de-duplicates).
-// No baseline rescaling. Values are computed in float32 and returned as double.
+// Values are computed in float32 and returned as double.
+//
+// RoBERTa (bert-score's English default is roberta-large, layer 17, which HSENet reports): the
+// same computation with bert-score's RoBERTa encoding, sent_encode's
+// tokenizer.encode(sent.strip(), add_special_tokens=True, add_prefix_space=True, max_length=512,
+// truncation=True) on the slow byte-level BPE of vocab.json + merges.txt: <s> + BPE(" " + the
+// stripped sentence)[:510] + </s> (an empty sentence: <s></s>); pad with <pad>.
+// Baseline rescaling (rescale_with_baseline=True): x' = (x - b) / (1 - b) per P, R, F with the
+// baseline row of the layer (bert-score's rescale_baseline/<lang>/<model>.tsv: LAYER,P,R,F).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "hse/model/bert.h"
+#include "hse/text/bpe.h"
 #include "hse/text/wordpiece.h"
 
 namespace hse::model {
@@ -43,6 +55,36 @@ struct IdfDict {
     return it == idf.end() ? unseen : it->second;
   }
 };
+
+// What BERTScore needs of a tokenizer: sent_encode (special tokens included, truncated) and the
+// ids of the special tokens that get weight 0 ([CLS]/[SEP], <s>/</s>) and of padding.
+struct ScoreTokenizer {
+  std::function<std::vector<int64_t>(const std::string&)> encode;
+  int64_t cls_id = 0, sep_id = 0, pad_id = 0;
+};
+ScoreTokenizer score_tokenizer(const text::WordPieceTokenizer& tok, int max_length = 512);
+// A slow-mode BPE with add_prefix_space (text::BpeTokenizer::from_vocab_merges(..., true)).
+ScoreTokenizer score_tokenizer(const text::BpeTokenizer& tok, int64_t bos_id, int64_t eos_id, int64_t pad_id,
+                               int max_length = 512);
+
+// A BERTScore model directory: config.json + model.safetensors + vocab.txt (BERT, WordPiece)
+// or vocab.json + merges.txt (RoBERTa, byte-level BPE with <s> </s> <pad> <unk> <mask>).
+struct ScoreModel {
+  Bert model{nullptr};
+  std::unique_ptr<text::WordPieceTokenizer> wordpiece;
+  std::unique_ptr<text::BpeTokenizer> bpe;
+  ScoreTokenizer tokenizer;
+};
+// Throws cli::Error (exit 3, naming the file) for a directory with neither vocabulary, or a
+// RoBERTa vocabulary without its special tokens.
+ScoreModel load_score_model(const std::string& dir);
+
+// bert-score's baseline file (rescale_baseline/<lang>/<model>.tsv: a header "LAYER,P,R,F", then
+// one row per layer, comma-separated): the P, R, F of `layer`. cli::Error exit 3 when the file
+// is malformed or has no such layer.
+std::array<double, 3> read_bertscore_baseline(const std::string& path, int layer);
+// x' = (x - b) / (1 - b) for P, R, F (bert-score's rescale_with_baseline).
+void rescale_with_baseline(BertScore& s, const std::array<double, 3>& b);
 
 // bert_score.utils.sent_encode for a WordPiece tokenizer.
 std::vector<int64_t> bert_score_encode(const std::string& sentence, const text::WordPieceTokenizer& tok,
@@ -64,5 +106,10 @@ BertScore bert_score(const std::vector<std::string>& cands, const std::vector<st
 BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
                      const text::WordPieceTokenizer& tok, Bert& model, int layer, const IdfDict& weights,
                      int batch_size = 64, int max_length = 512);
+
+// The same for any tokenizer (BERT or RoBERTa).
+IdfDict bert_score_idf(const std::vector<std::string>& refs, const ScoreTokenizer& tok, bool idf);
+BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
+                     const ScoreTokenizer& tok, Bert& model, int layer, const IdfDict& weights, int batch_size = 64);
 
 }  // namespace hse::model

@@ -36,6 +36,8 @@ const char* packer_kind_name(PackerKind k) {
       return "qformer";
     case PackerKind::anatomy:
       return "anatomy";
+    case PackerKind::hsenet_qformer:
+      return "hsenet_qformer";
   }
   return "?";
 }
@@ -56,6 +58,7 @@ std::array<std::int64_t, 3> PackerConfig::query_grid() const {
 
 std::int64_t PackerConfig::num_tokens() const {
   if (kind == PackerKind::qformer && num_queries > 0) return num_queries;
+  if (kind == PackerKind::hsenet_qformer) return num_queries > 0 ? num_queries : 32;
   if (kind == PackerKind::sequence_pool) {
     const auto s = strides();
     const std::int64_t k = window_size(), st = s[0] * s[1] * s[2];
@@ -85,6 +88,13 @@ void PackerConfig::validate(const std::string& src) const {
     for (int i = 0; i < 3; ++i)
       if (halo[i] < 0 || halo[i] > grid[i])
         bad(src, fmt::format("halo [{}] must be in 0..grid per axis", fmt::join(halo, ",")));
+  if (kind == PackerKind::hsenet_qformer) {
+    if (num_queries < 0 || qformer_layers < 0 || qformer_heads < 0 || qformer_intermediate < 0)
+      bad(src, "num_queries, qformer_layers, qformer_heads and qformer_intermediate must be >= 0");
+    if (in_dim % heads() != 0) bad(src, fmt::format("in_dim {} is not a multiple of {} heads", in_dim, heads()));
+    if (query_self_attention != "queries" && query_self_attention != "batch")
+      bad(src, fmt::format("query_self_attention must be \"queries\" or \"batch\", got \"{}\"", query_self_attention));
+  }
   if (kind == PackerKind::qformer) {
     if (num_queries < 0 || qformer_layers < 1 || qformer_heads < 0 || qformer_intermediate < 0 ||
         qformer_cross_every < 1)
@@ -108,12 +118,12 @@ PackerConfig PackerConfig::from_json(const json& j, const std::string& src) {
     const std::string s = k->get<std::string>();
     bool found = false;
     for (auto kind : {PackerKind::v2p, PackerKind::spatial_pool, PackerKind::sequence_pool, PackerKind::qformer,
-                      PackerKind::anatomy})
+                      PackerKind::anatomy, PackerKind::hsenet_qformer})
       if (s == packer_kind_name(kind)) {
         c.kind = kind;
         found = true;
       }
-    if (!found) bad(src, fmt::format("unknown kind '{}' (v2p, spatial_pool, sequence_pool, qformer, anatomy)", s));
+    if (!found) bad(src, fmt::format("unknown kind '{}' (v2p, spatial_pool, sequence_pool, qformer, anatomy, hsenet_qformer)", s));
   }
   cfg::get_int(kWhat, j, {"in_dim"}, c.in_dim, src);
   cfg::get_int(kWhat, j, {"out_dim"}, c.out_dim, src);
@@ -129,6 +139,10 @@ PackerConfig PackerConfig::from_json(const json& j, const std::string& src) {
   cfg::get_int(kWhat, j, {"qformer_heads"}, c.qformer_heads, src);
   cfg::get_int(kWhat, j, {"qformer_intermediate"}, c.qformer_intermediate, src);
   cfg::get_int(kWhat, j, {"qformer_cross_every"}, c.qformer_cross_every, src);
+  if (const json* v = cfg::field(j, {"query_self_attention"})) {
+    if (!v->is_string()) cfg::bad_field(kWhat, src, "query_self_attention", *v, "a string");
+    c.query_self_attention = v->get<std::string>();
+  }
   c.validate(src);
   return c;
 }
@@ -144,6 +158,13 @@ json PackerConfig::to_json() const {
     j["qformer_heads"] = heads();
     j["qformer_intermediate"] = intermediate();
     j["qformer_cross_every"] = qformer_cross_every;
+  }
+  if (kind == PackerKind::hsenet_qformer) {
+    j["num_queries"] = num_tokens();
+    j["qformer_layers"] = qformer_layers;
+    j["qformer_heads"] = heads();
+    j["qformer_intermediate"] = intermediate();
+    j["query_self_attention"] = query_self_attention;
   }
   return j;
 }
@@ -336,6 +357,17 @@ SpatialPackerImpl::SpatialPackerImpl(const PackerConfig& c) : config(c) {
   if (c.kind == PackerKind::v2p || c.kind == PackerKind::anatomy)
     resolution_attention =
         register_module("resolution_attention", ResolutionAttention(c.in_dim, c.dropout, c.layer_norm_eps));
+  if (c.kind == PackerKind::hsenet_qformer) {
+    const std::int64_t C = c.in_dim, H = c.heads();
+    query_embeds = register_parameter("query_embeds", torch::empty({c.num_tokens(), C}));
+    torch::nn::init::xavier_uniform_(query_embeds);
+    self_attn = register_module("self_attn", torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(C, H)));
+    cross_attn = register_module("cross_attn", torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(C, H)));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.qformer_layers; ++i)
+      layers->push_back(torch::nn::TransformerEncoderLayer(
+          torch::nn::TransformerEncoderLayerOptions(C, H).dim_feedforward(c.intermediate()).dropout(c.dropout)));
+  }
   if (c.kind == PackerKind::qformer) {
     query_tokens = register_parameter("query_tokens", torch::randn({1, c.num_tokens(), c.in_dim}) * 0.02);
     qformer = register_module("qformer", QFormer(c));
@@ -403,6 +435,22 @@ torch::Tensor SpatialPackerImpl::forward(const torch::Tensor& x_in) {
     case PackerKind::qformer:
       y = qformer(query_tokens.expand({x.size(0), -1, -1}), x);
       break;
+    case PackerKind::hsenet_qformer: {
+      // nn.MultiheadAttention is sequence-first: [L, B, C].
+      const auto qb = query_embeds.unsqueeze(0).expand({x.size(0), -1, -1});  // [B, Q, C]
+      torch::Tensor q;
+      if (c.query_self_attention == "batch")
+        q = std::get<0>(self_attn->forward(qb, qb, qb)).transpose(0, 1);  // HSENet: attends across B -> [Q,B,C]
+      else {
+        const auto qs = qb.transpose(0, 1);
+        q = std::get<0>(self_attn->forward(qs, qs, qs));
+      }
+      const auto xs = x.transpose(0, 1);  // [N, B, C]
+      auto a = std::get<0>(cross_attn->forward(q, xs, xs));
+      for (const auto& l : *layers) a = l->as<torch::nn::TransformerEncoderLayerImpl>()->forward(a);
+      y = a.transpose(0, 1);  // [B, Q, C]
+      break;
+    }
     case PackerKind::spatial_pool:
       y = pooled(x);
       break;

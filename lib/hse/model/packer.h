@@ -36,6 +36,23 @@
 //     {query,key,value}.*, ...{attention,crossattention}.output.{dense,LayerNorm}.*,
 //     ...intermediate_query.dense.*, ...output_query.{dense,LayerNorm}.* (HF's names, so a
 //     Blip2QFormerModel state dict loads under "qformer."). query_tokens init N(0, 0.02) as BLIP-2.
+// kind "hsenet_qformer" (the Q-Former of HSENet's Table 2b as its code has it:
+//     ablation_qformerProjector in multimodal_projector/spatial_pooling_projector.py; not BLIP-2's):
+//     num_queries (default 32) learned queries query_embeds [Q, C] (xavier-uniform init);
+//     self_attn and cross_attn nn.MultiheadAttention(C, heads (default 8), dropout 0); two
+//     (qformer_layers) nn.TransformerEncoderLayer(C, heads, dim_feedforward qformer_intermediate
+//     (default 2048), dropout `dropout`, ReLU, post-norm, eps 1e-5); then proj_mpls.
+//       q = self_attn(Q, Q, Q); a = cross_attn(q, X, X); a = layer_i(a) ...; y = proj_mpls(a)
+//     HSENet calls self_attn on batch-first [B, Q, C] queries although the module is
+//     sequence-first, so it attends across the batch axis: every batch element holds the same
+//     queries, the softmax is uniform, and q = out_proj(v_proj(query_embeds)) (no attention among
+//     the queries). query_self_attention "batch" reproduces that (--compat hsenet); "queries"
+//     (default) attends among the queries as intended. Keys: query_embeds,
+//     {self_attn,cross_attn}.{in_proj_weight [3C,C],in_proj_bias,out_proj.{weight,bias}},
+//     layers.{i}.{self_attn.*,linear1,linear2,norm1,norm2}.{weight,bias}, proj_mpls.{0,2}.*.
+//     (HSENet's other ablation, ablation_mlps_Projector, cannot be built: its __init__ reads
+//     self.out_dim before setting it, forward calls an undefined self.projector, and its
+//     pool_mpls Linear(2048*768 -> 128*768) would hold 1.5e11 weights; it is not modelled.)
 // kind "anatomy" (hse's anatomy-adaptive partition, the paper's open question for irregular
 //     structures such as bone; not in the paper): v2p's pooled queries and parameter names, but
 //     each query's candidate tokens are its window grown by `halo` tokens per side (default
@@ -80,7 +97,7 @@
 
 namespace hse::model {
 
-enum class PackerKind { v2p, spatial_pool, sequence_pool, qformer, anatomy };
+enum class PackerKind { v2p, spatial_pool, sequence_pool, qformer, anatomy, hsenet_qformer };
 const char* packer_kind_name(PackerKind k);  // "v2p", "spatial_pool", ...
 
 struct PackerConfig {
@@ -99,9 +116,16 @@ struct PackerConfig {
   std::int64_t qformer_heads = 0;             // 0: in_dim / 64 (at least 1)
   std::int64_t qformer_intermediate = 0;      // 0: 4 * in_dim
   std::int64_t qformer_cross_every = 1;       // cross-attention in layers 0, k, 2k, ...
+  std::string query_self_attention = "queries";  // hsenet_qformer: "queries" or "batch" (HSENet's code)
 
-  std::int64_t heads() const { return qformer_heads > 0 ? qformer_heads : std::max<std::int64_t>(1, in_dim / 64); }
-  std::int64_t intermediate() const { return qformer_intermediate > 0 ? qformer_intermediate : 4 * in_dim; }
+  std::int64_t heads() const {
+    if (qformer_heads > 0) return qformer_heads;
+    return kind == PackerKind::hsenet_qformer ? 8 : std::max<std::int64_t>(1, in_dim / 64);
+  }
+  std::int64_t intermediate() const {
+    if (qformer_intermediate > 0) return qformer_intermediate;
+    return kind == PackerKind::hsenet_qformer ? 2048 : 4 * in_dim;
+  }
   std::int64_t hidden() const { return mlp_hidden > 0 ? mlp_hidden : out_dim; }
   std::array<std::int64_t, 3> strides() const;
   std::int64_t num_patches() const { return grid[0] * grid[1] * grid[2]; }  // N
@@ -225,6 +249,9 @@ class SpatialPackerImpl : public torch::nn::Module {
   ResolutionAttention resolution_attention{nullptr};  // v2p and anatomy
   torch::Tensor query_tokens;                         // qformer: [1, num_queries, in_dim]
   QFormer qformer{nullptr};                           // qformer
+  torch::Tensor query_embeds;                         // hsenet_qformer: [num_queries, in_dim]
+  torch::nn::MultiheadAttention self_attn{nullptr}, cross_attn{nullptr};  // hsenet_qformer
+  torch::nn::ModuleList layers{nullptr};              // hsenet_qformer: of TransformerEncoderLayer
   torch::nn::Sequential proj_mpls{nullptr};           // 0: Linear, 1: GELU, 2: Linear
 
  private:
