@@ -276,11 +276,12 @@ err=$("$FT" "${VIS[@]}" --reports "$REP" --llm "$T/mrg/llm" --tokenizer "$T/mrg/
   || bad "--packer-window 1,3,3 (rc $rc): $err"
 
 # Data parallel (2 processes, Gloo on localhost, torchrun's variables) equals 1 process on the
-# combined batch: no dropout, no augmentation, one prompt and truncated answers, so every item
+# combined batch: no dropout (packers, frozen towers), no augmentation, one prompt and truncated answers, so every item
 # counts the same number of answer tokens and the per-process loss means average to the global one.
 echo "Describe the scan." > "$T/one_prompt.txt"
 DDP=("${VIS[@]}" --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 --train-llm full
-  --prompts "$T/one_prompt.txt" --max-length 40 --packer-dropout 0 --no-augment --max-steps 3 --save-steps 0 -q)
+  --prompts "$T/one_prompt.txt" --max-length 40 --packer-dropout 0 --frozen-dropout off --no-augment --max-steps 3
+  --save-steps 0 -q)
 "$FT" "${DDP[@]}" --batch-size 4 -o "$T/ddp1" || bad "1-process run"
 PORT=$((29900 + RANDOM % 90))
 for r in 0 1; do

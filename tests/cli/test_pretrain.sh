@@ -35,6 +35,19 @@ print(f"     loss {first:.4f} -> {last:.4f}")
 assert last < first - 0.02, (first, last)
 PYEOF
 
+# --last-batch: 15 pairs in batches of 4 make 4 steps an epoch when the last (3 pairs) is kept
+# (HF Trainer, the default), 3 when it is dropped.
+LB=(--volumes "$T/tr.h5" "${REP[@]}" --vision-config "$SRC/share/hse/configs/vit3d-tiny.json"
+  --text-model "$SRC/share/hse/configs/bert-tiny.json" --vocab "$VOC" --batch-size 4 --max-length 64 --epochs 1
+  --threads 1 --progress never)
+"$P" "${LB[@]}" -o "$T/lk" --metrics "$T/lk.tsv" 2> "$T/lk.err" && grep -q "15 pairs.* 4 steps (4 per epoch)" "$T/lk.err" \
+  && [ "$(cut -f1 "$T/lk.tsv" | tail -1)" = 4 ] && ok "--last-batch keep (default): 4 steps per epoch" \
+  || { cat "$T/lk.err"; bad "--last-batch keep"; }
+"$P" "${LB[@]}" --last-batch drop -o "$T/ld" 2> "$T/ld.err" && grep -q "3 steps (3 per epoch)" "$T/ld.err" \
+  && ok "--last-batch drop: 3 steps per epoch" || { cat "$T/ld.err"; bad "--last-batch drop"; }
+"$P" "${LB[@]}" --bf16 --fp32 -o "$T/bx" 2> "$T/bx.err"; rc=$?
+[ $rc = 2 ] && grep -q "exclude each other" "$T/bx.err" && ok "--bf16 with --fp32: exit 2" || bad "--bf16 --fp32 (rc $rc)"
+
 # Interrupted run: SIGTERM once a few steps are logged, then --resume.
 "$P" "${COMMON[@]}" "${REP[@]}" -o "$T/b" --metrics "$T/b.tsv" &
 term_after $! "$T/b.tsv" 8

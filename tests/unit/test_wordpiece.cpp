@@ -161,6 +161,13 @@ TEST_CASE("wordpiece: HSENet cleaning and truncation") {
   CHECK(hse::text::hsenet_truncate(text, t, 12, 1) == "the nodule. in the lungs. a lung");
   CHECK(hse::text::hsenet_truncate(text, t, 12, 2) == "the nodule. the lungs. in the lungs");
   CHECK(hse::text::hsenet_truncate(text, t, 12, 42) == "the nodule. the lungs. the. a lung");
+  // One stream over several texts (HSENet's retrieval scripts): Python's random.seed(42), then
+  // truncate_text on each in turn (a text within the budget draws nothing).
+  hse::text::PyRandom stream(42);
+  CHECK(hse::text::hsenet_truncate(text, t, 12, stream) == "the nodule. the lungs. the. a lung");
+  CHECK(hse::text::hsenet_truncate("the nodule. the lungs.", t, 12, stream) == "the nodule. the lungs.");
+  CHECK(hse::text::hsenet_truncate(text, t, 12, stream) == "the nodule. a lung. the. the lungs");
+  CHECK(hse::text::hsenet_truncate(text, t, 12, stream) == "the nodule. a lung. in the lungs");
 }
 
 // ---------------------------------------------------------------- parity driver

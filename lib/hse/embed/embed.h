@@ -28,6 +28,8 @@ struct Options {
   std::string patch_png;                      // stage 2: a PNG per volume of the scores over axial slices
   int batch = 4;
   int max_length = 512;
+  std::string truncation = "cut";  // reports longer than max_length: cut | sentences (HSENet's truncate_text)
+  std::string compat;              // "" | hsenet (--truncation sentences)
   std::string dtype = "float32";
 };
 

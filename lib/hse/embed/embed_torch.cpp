@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include "hse/embed/embed.h"
+
+#include "hse/cli/compat.h"
 #include "hse/image/png.h"
 #include "hse/io/atomic.h"
 #include "hse/io/csv.h"
@@ -41,6 +43,13 @@ void declare(CLI::App& app, Options& o) {
                  "each slab of patches (implies --patch-scores)");
   app.add_option("--batch", o.batch, "items per forward pass")->default_val(4);
   app.add_option("--max-length", o.max_length, "text tokens")->default_val(512);
+  app.add_option("--truncation", o.truncation,
+                 "reports longer than --max-length: cut (the first tokens; default) or sentences (HSENet's "
+                 "truncate_text: the first sentence and random others, one random stream seeded 42 over the reports "
+                 "in order, as its retrieval scripts)")
+      ->default_val("cut")
+      ->check(CLI::IsMember({"cut", "sentences"}));
+  cli::add_compat_option(app, o.compat, "--truncation sentences, as HSENet's retrieval scripts encode reports");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
 }
 
@@ -163,6 +172,8 @@ int run(const Options& o, cli::Io&) {
   bool declared = false, declared_scores = false;
   if (!o.reports.empty()) {
     const auto tok = text::WordPieceTokenizer::from_file((fs::path(o.model) / "vocab.txt").string());
+    const bool sentences = o.truncation == "sentences" || o.compat == cli::kCompatHsenet;
+    text::PyRandom rng(42);  // HSENet's retrieval scripts: seed_everything(42), then truncate_text per report
     const io::Table t = io::read_csv(o.reports);
     const std::size_t idc = t.col("VolumeName");
     std::vector<std::size_t> cols;
@@ -178,7 +189,9 @@ int run(const Options& o, cli::Io&) {
           if (!text.empty()) text += ' ';
           text += t.rows[k][c];
         }
-        const auto enc = tok.encode(text::hsenet_clean(text), o.max_length, true, true);
+        text = text::hsenet_clean(text);
+        if (sentences) text = text::hsenet_truncate(text, tok, o.max_length, rng);
+        const auto enc = tok.encode(text, o.max_length, true, true);
         std::copy(enc.ids.begin(), enc.ids.end(), ids[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
         std::copy(enc.attention_mask.begin(), enc.attention_mask.end(), mask[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
         w.add_id(t.rows[k][idc]);
@@ -187,6 +200,8 @@ int run(const Options& o, cli::Io&) {
       progress.tick(e - s);
     }
     w.set_attr("modality", std::string("text"));
+    w.set_attr("truncation", sentences ? std::string("sentences") : std::string("cut"));
+    w.set_attr("compat", o.compat);
   } else {
     h5::Reader r(o.volumes, "volumes");
     std::unique_ptr<h5::Reader> sf;

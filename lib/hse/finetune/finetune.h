@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
+#include "hse/train/recipe.h"
 
 namespace CLI {
 class App;
@@ -45,6 +46,7 @@ struct Options {
   bool resume = false;
   double packer_dropout = 0.1;
   std::string dist_backend = "auto";
+  train::RecipeOptions recipe;  // --last-batch, --frozen-dropout, --bf16/--fp32
   std::string tokenizer_mode;  // fast | slow ("": fast, or slow under --compat hsenet)
   std::string compat;          // "" | hsenet
 };

@@ -20,7 +20,9 @@
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 #include "hse/text/wordpiece.h"
+#include "hse/train/autocast.h"
 #include "hse/train/optim.h"
+#include "hse/train/recipe.h"
 #include "hse/train/dist_env.h"
 #include "hse/train/distributed.h"
 #include "hse/train/run_state.h"
@@ -101,6 +103,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--packer-dropout", o.packer_dropout, "dropout in the packers (training only; HSENet 0.1)")
       ->default_val(0.1);
   train::add_dist_backend_option(app, o.dist_backend);
+  train::add_recipe_options(app, o.recipe);
 }
 
 namespace {
@@ -131,6 +134,7 @@ int run(const Options& oin, cli::Io&) {
   if (o.lr < 0) o.lr = vqa ? 5e-5 : 1e-4;
   if (o.max_length < 0) o.max_length = vqa ? 330 : 800;
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
+  train::check_recipe_options(o.recipe);
   if (o.llm.empty() == o.init_llm.empty()) cli::fail_usage("give exactly one of --llm DIR and --init-llm CONFIG.json");
   if (o.train_tokenizer > 0 && o.init_llm.empty())
     cli::fail_usage("--train-tokenizer needs --init-llm (a pretrained LLM keeps its tokenizer)");
@@ -304,11 +308,12 @@ int run(const Options& oin, cli::Io&) {
 
   const std::size_t B = static_cast<std::size_t>(o.batch_size);
   const std::size_t world = static_cast<std::size_t>(dist->world());
-  const long batches_per_epoch = static_cast<long>(data.size() / (B * world));
-  if (batches_per_epoch < 1)
-    cli::fail_input(o.volumes.front(), "{} training items are fewer than one global batch ({} x {} processes)",
-                    data.size(), B, world);
-  const long steps_per_epoch = std::max(1L, batches_per_epoch / o.grad_accum);
+  const train::EpochLayout layout{data.size(), B, dist->world(), o.grad_accum, o.recipe.keep_last()};
+  if (layout.micro_batches() < 1)
+    cli::fail_input(o.volumes.front(), "{} training items are fewer than one global batch ({} x {} processes; "
+                    "--last-batch keep trains on a smaller one)", data.size(), B, world);
+  const long steps_per_epoch = layout.steps();
+  const bool bf16 = o.recipe.use_bf16(dev.is_cuda());
   const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
   train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
@@ -360,6 +365,7 @@ int run(const Options& oin, cli::Io&) {
   cli::info("{}: {} items, batch {}, {} steps ({} per epoch), warm-up {}, {} image tokens, {} trainable tensors",
             o.task, data.size(), o.batch_size, total_steps, steps_per_epoch, warmup, n_img, trainable.size());
   vlm->train();
+  vision.set_tower_dropout(o.recipe.frozen_train_mode());
   cli::Progress progress("finetune", static_cast<std::size_t>(total_steps),
                          dist->is_main() ? o.common.progress : cli::ProgressMode::never);
   progress.tick(static_cast<std::size_t>(step));
@@ -370,13 +376,13 @@ int run(const Options& oin, cli::Io&) {
     double loss_sum = 0;
     const auto t_step = std::chrono::steady_clock::now();
     opt.zero_grad();
-    for (int a = 0; a < o.grad_accum; ++a) {
-      const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
+    const auto [gb0, n_micro] = layout.step_micro_batches(in_epoch);
+    std::size_t step_items = 0;
+    for (long a = 0; a < n_micro; ++a) {
       std::vector<std::size_t> vols;
       std::vector<model::VlmExample> ex;
-      for (std::size_t k = 0; k < B; ++k) {
-        const std::size_t item =
-            order[(gb * B * world + static_cast<std::size_t>(dist->rank()) * B + k) % data.size()];
+      for (std::size_t pos : layout.positions(gb0 + a, dist->rank())) {
+        const std::size_t item = order[pos];
         const auto& e = data[item];
         std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
         const auto& t = templates[rng() % templates.size()];
@@ -388,8 +394,13 @@ int run(const Options& oin, cli::Io&) {
       const auto [t1, t2] = vision.features(vols, !o.no_augment,
                                             o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
       const auto b = model::vlm_collate(ex);
-      auto loss = vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2);
-      (loss / o.grad_accum).backward();
+      step_items += ex.size() * world;
+      torch::Tensor loss;
+      {
+        train::AutocastGuard amp(dev, bf16);
+        loss = vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2).to(torch::kFloat32);
+      }
+      (loss / static_cast<double>(n_micro)).backward();
       loss_sum += loss.item<double>();
     }
     dist->average_gradients(params);
@@ -398,12 +409,12 @@ int run(const Options& oin, cli::Io&) {
     opt.step(lr);
     ++step;
     progress.tick();
-    auto loss_t = torch::tensor(loss_sum / o.grad_accum / static_cast<double>(world), torch::kFloat64);
+    auto loss_t = torch::tensor(loss_sum / static_cast<double>(n_micro) / static_cast<double>(world), torch::kFloat64);
     dist->all_reduce_sum(loss_t);  // the mean over processes, for the log
     const double loss = loss_t.item<double>();
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
     metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch, loss, lr, gn, step_s,
-                             static_cast<double>(B * world) * o.grad_accum / step_s));
+                             static_cast<double>(step_items) / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0 && dist->is_main())
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
     if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;

@@ -111,6 +111,11 @@ class VisionSource {
   // The towers' config (only with --clip).
   const model::ClipConfig* clip_config() const { return clip_ ? &clip_->config : nullptr; }
   std::string source() const { return source_; }
+  // The frozen towers in train mode (dropout active, as HF Trainer leaves them while the VLM
+  // trains) or in eval mode (the default). No effect with cached token features.
+  void set_tower_dropout(bool on) const {
+    if (clip_) clip_->train(on);
+  }
 
  private:
   torch::Device device_;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
+#include "hse/train/recipe.h"
 
 namespace CLI {
 class App;
@@ -35,9 +36,9 @@ struct Options {
   std::string logit_scale = "raw";
   bool no_augment = false;
   bool gradient_checkpointing = false;
-  bool bf16 = false;
+  train::RecipeOptions recipe;        // --last-batch, --frozen-dropout, --bf16/--fp32
   std::string dist_backend = "auto";  // auto | gloo | nccl
-  bool sentence_truncation = false;
+  std::string truncation = "sentences";  // sentences (HSENet's truncate_text) | cut
   long save_steps = 1000;
   int save_total_limit = 1;
   long log_steps = 10;

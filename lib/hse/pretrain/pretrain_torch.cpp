@@ -19,6 +19,7 @@
 #include "hse/train/distributed.h"
 #include "hse/train/optim.h"
 #include "hse/train/autocast.h"
+#include "hse/train/recipe.h"
 #include "hse/train/run_state.h"
 #include "hse/train/trainer_state.h"
 
@@ -63,14 +64,15 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"raw", "exp"}));
   app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
   train::add_dist_backend_option(app, o.dist_backend);
-  app.add_flag("--bf16", o.bf16,
-               "bf16 autocast for the forward passes (matmuls in bfloat16, parameters and optimiser in float32), "
-               "as HSENet's GPU training; accepted on CPU too");
+  train::add_recipe_options(app, o.recipe);
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
                "memory, one more forward per step)");
-  app.add_flag("--sentence-truncation", o.sentence_truncation,
-               "HSENet's truncate_text (random sentences within the token budget) instead of cutting");
+  app.add_option("--truncation", o.truncation,
+                 "reports longer than --max-length: sentences (HSENet's truncate_text: the first sentence and random "
+                 "others within the token budget, seeded) or cut (the first tokens)")
+      ->default_val("sentences")
+      ->check(CLI::IsMember({"sentences", "cut"}));
   app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(1000);
   app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
@@ -152,6 +154,7 @@ int run(const Options& o, cli::Io&) {
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
+  train::check_recipe_options(o.recipe);
 
   auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
   train::install_stop_handler();
@@ -191,8 +194,13 @@ int run(const Options& o, cli::Io&) {
     cli::info("frozen stage 1 loaded from {}", o.stage1);
   }
   m->to(dev);
-  m->train();
-  if (m->stage1()) m->stage1()->eval();
+  // Train mode; the frozen stage 1 keeps its dropout active (HF Trainer's model.train(), as HSENet)
+  // unless --frozen-dropout off.
+  auto train_modes = [&] {
+    m->train();
+    if (m->stage1()) m->stage1()->train(o.recipe.frozen_train_mode());
+  };
+  train_modes();
 
   // Data.
   const std::string vocab = vocab_for(o);
@@ -203,7 +211,7 @@ int run(const Options& o, cli::Io&) {
   dopt.text_columns = o.text_columns;
   dopt.slice_features = o.slice_features;
   dopt.max_length = o.max_length;
-  dopt.sentence_truncation = o.sentence_truncation;
+  dopt.sentence_truncation = o.truncation == "sentences";
   const train::ClipData data(dopt, tok);
   std::unique_ptr<train::ClipData> val;
   if (!o.val_volumes.empty()) {
@@ -215,18 +223,23 @@ int run(const Options& o, cli::Io&) {
     val = std::make_unique<train::ClipData>(vopt, tok);
   }
   auto validation = [&] {
-    return validation_line(validate(m, *val, o.eval_items, o.batch_size, dev),
-                           std::min<std::size_t>(val->size(), static_cast<std::size_t>(o.eval_items)));
+    auto line = validation_line(validate(m, *val, o.eval_items, o.batch_size, dev),
+                                std::min<std::size_t>(val->size(), static_cast<std::size_t>(o.eval_items)));
+    train_modes();
+    return line;
   };
   if (o.gradient_checkpointing) {
     m->vision_encoder->gradient_checkpointing = true;
     m->language_encoder->gradient_checkpointing = true;
   }
   const std::size_t global_batch = static_cast<std::size_t>(o.batch_size) * static_cast<std::size_t>(dist->world());
-  const long batches_per_epoch = static_cast<long>(data.size() / global_batch);
-  if (batches_per_epoch < 1)
-    cli::fail_input(o.volumes.front(), "{} training pairs are fewer than one global batch ({})", data.size(), global_batch);
-  const long steps_per_epoch = std::max(1L, batches_per_epoch / o.grad_accum);
+  const train::EpochLayout layout{data.size(), static_cast<std::size_t>(o.batch_size), dist->world(), o.grad_accum,
+                                  o.recipe.keep_last()};
+  if (layout.micro_batches() < 1)
+    cli::fail_input(o.volumes.front(), "{} training pairs are fewer than one global batch ({}; --last-batch keep "
+                    "trains on a smaller one)", data.size(), global_batch);
+  const long steps_per_epoch = layout.steps();
+  const bool bf16 = o.recipe.use_bf16(dev.is_cuda());
   const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
 
@@ -284,17 +297,18 @@ int run(const Options& o, cli::Io&) {
     const double w_sa = o.stage == 2 ? model::sa_weight(step, sa_sched, o.sa_weight, o.sa_steps) : 0.0;
     const auto t_step = std::chrono::steady_clock::now();
     opt.zero_grad();
-    for (int a = 0; a < o.grad_accum; ++a) {
-      const std::size_t gb = static_cast<std::size_t>(in_epoch * o.grad_accum + a);
+    const auto [gb0, n_micro] = layout.step_micro_batches(in_epoch);
+    std::size_t step_items = 0;
+    for (long a = 0; a < n_micro; ++a) {
       std::vector<std::size_t> items;
-      for (int k = 0; k < o.batch_size; ++k)
-        items.push_back(order[gb * global_batch + static_cast<std::size_t>(dist->rank() * o.batch_size + k)]);
+      for (std::size_t p : layout.positions(gb0 + a, dist->rank())) items.push_back(order[p]);
+      step_items += items.size() * static_cast<std::size_t>(dist->world());
       auto b = data.batch(items, !o.no_augment, o.common.seed, epoch);
       const auto vols = b.volumes.to(dev);
       const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
       torch::Tensor cl, loss;
       {
-        train::AutocastGuard amp(dev, o.bf16);
+        train::AutocastGuard amp(dev, bf16);
         // Features in float32 for the gather and the logits (autocast's policy for the loss).
         const auto img = dist->all_gather(m->encode_image(vols, sl).to(torch::kFloat32));
         const auto txt =
@@ -317,7 +331,7 @@ int run(const Options& o, cli::Io&) {
           loss = cl + w_sa * sa;
         }
       }
-      (loss / o.grad_accum).backward();
+      (loss / static_cast<double>(n_micro)).backward();
       loss_sum += loss.item<double>();
       cl_sum += cl.item<double>();
     }
@@ -327,11 +341,11 @@ int run(const Options& o, cli::Io&) {
     opt.step(lr);
     ++step;
     progress.tick();
-    const double n = o.grad_accum;
+    const double n = static_cast<double>(n_micro);
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
     metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.4f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch,
                              loss_sum / n, cl_sum / n, sa_sum / n, w_sa, lr, gn, m->logit_scale.item<double>(), step_s,
-                             static_cast<double>(global_batch) * o.grad_accum / step_s));
+                             static_cast<double>(step_items) / step_s));
     if (o.log_steps > 0 && step % o.log_steps == 0)
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss_sum / n, lr);
     if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main())

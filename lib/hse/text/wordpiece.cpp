@@ -535,6 +535,12 @@ uint64_t PyRandom::randbelow(uint64_t n) {
 
 std::string hsenet_truncate(const std::string& text, const WordPieceTokenizer& tokenizer, int max_tokens,
                             uint64_t seed) {
+  PyRandom rng(seed);
+  return hsenet_truncate(text, tokenizer, max_tokens, rng);
+}
+
+std::string hsenet_truncate(const std::string& text, const WordPieceTokenizer& tokenizer, int max_tokens,
+                            PyRandom& rng) {
   const int64_t budget = max_tokens;
   if (static_cast<int64_t>(tokenizer.count_tokens(text)) <= budget) return text;
   std::vector<std::string> sentences;  // text.split(".")
@@ -550,7 +556,6 @@ std::string hsenet_truncate(const std::string& text, const WordPieceTokenizer& t
   selected.push_back(sentences.front());
   sentences.erase(sentences.begin());
   int64_t current = 0;
-  PyRandom rng(seed);
   while (current <= budget && !sentences.empty()) {
     const std::size_t idx = static_cast<std::size_t>(rng.randbelow(sentences.size()));
     const std::string s = sentences[idx];

@@ -130,4 +130,10 @@ class PyRandom {
   int index_ = 625;
 };
 
+// hsenet_truncate drawing from `rng`: one stream over many texts, as HSENet's retrieval scripts
+// call truncate_text on each report in turn after random.seed(42).
+std::string hsenet_truncate(const std::string& text, const WordPieceTokenizer& tokenizer, int max_tokens,
+                            PyRandom& rng);
+
+
 }  // namespace hse::text
