@@ -59,6 +59,17 @@ PYEOF
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 8 --reports "$REP" > "$T/mrg.jsonl" && check_jsonl "$T/mrg.jsonl" "$NVOL" mrg \
   && ok "generate mrg: one JSONL line per volume" || bad "generate mrg"
 
+# --frozen-dropout: on (default, HSENet's Trainer) the frozen 2E3 tower's scoring dropout acts while
+# training, so two runs that differ only in it give different weights; off, runs repeat exactly.
+FD=("${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300
+  --train-llm full --max-steps 2 --no-augment --packer-dropout 0 -q)
+"$FT" "${FD[@]}" --frozen-dropout off -o "$T/fd_off1" && "$FT" "${FD[@]}" --frozen-dropout off -o "$T/fd_off2" \
+  && "$FT" "${FD[@]}" -o "$T/fd_on" \
+  && same_weights "$T/fd_off1/adapter.safetensors" "$T/fd_off2/adapter.safetensors" 0 \
+  && ! same_weights "$T/fd_off1/adapter.safetensors" "$T/fd_on/adapter.safetensors" 1e-7 \
+  && ok "--frozen-dropout: off repeats exactly, on (default) changes the training" || bad "--frozen-dropout"
+rm -rf "$T"/fd_*
+
 # --compat hsenet: the slow tokenizer mode, recorded in the adapter and replayed by hse-generate.
 "$FT" "${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \
   --train-llm full --max-steps 1 --compat hsenet -q -o "$T/mrg_hs" \

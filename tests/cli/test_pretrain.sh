@@ -76,6 +76,20 @@ print(f"     max |loss f32 - loss bf16| over 20 steps = {d:.4f}")
 assert d < 0.1 and b16 != f32[:20]
 PYEOF
 
+# hse-embed reports: --truncation cut (default) keeps the first tokens; sentences (and --compat
+# hsenet) applies HSENet's truncate_text first, so reports longer than --max-length embed differently.
+E=("$BIN/hse-embed" --model "$T/a" "${REP[@]}" --max-length 40 --threads 1 -q)
+"${E[@]}" -o "$T/ec.h5" && "${E[@]}" --truncation sentences -o "$T/es.h5" && "${E[@]}" --compat hsenet -o "$T/eh.h5" \
+  && $PY - "$T/ec.h5" "$T/es.h5" "$T/eh.h5" <<'PYEOF' && ok "hse-embed --truncation sentences / --compat hsenet" || bad "hse-embed --truncation"
+import sys, h5py, numpy as np
+c, s, h = (h5py.File(p, "r") for p in sys.argv[1:])
+attr = lambda f, k: f.attrs[k].decode() if isinstance(f.attrs[k], bytes) else f.attrs[k]
+assert attr(c, "truncation") == "cut" and attr(s, "truncation") == "sentences", (attr(c, "truncation"), attr(s, "truncation"))
+assert attr(h, "truncation") == "sentences" and attr(h, "compat") == "hsenet"
+assert np.array_equal(s["embeddings"][:], h["embeddings"][:])
+assert not np.allclose(c["embeddings"][:], s["embeddings"][:])
+PYEOF
+
 # Stage 2 from stage 1 (2-D features here: random per volume, the pipeline uses hse-embed --slices).
 $PY - "$T/tr.h5" "$T/sf.h5" <<'PYEOF'
 import sys, h5py, numpy as np

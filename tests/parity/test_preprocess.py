@@ -109,6 +109,9 @@ def main():
                 got = f["volumes"][0]
                 assert f.attrs["hse_kind"] == "volumes"
                 assert f["volumes"].shape == (1, 1, 32, 256, 256), f["volumes"].shape
+                c = f.attrs["compat"]
+                c = c.decode() if isinstance(c, bytes) else c
+                assert c == ("hsenet" if "--compat" in extra else ""), c  # provenance for hse-generate
             ref = hsenet_3d(path, **ref_kw)
             d = float(np.abs(got - ref).max())
             ok = d <= TOL and got.min() >= 0 and got.max() <= 1
