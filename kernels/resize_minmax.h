@@ -32,6 +32,8 @@ struct Tap {
   float w1;  // weight of i1; i0 gets 1 - w1
 };
 Tap linear_tap(std::int64_t o, std::int64_t in, std::int64_t out);
+// The same in double arithmetic, as PyTorch computes it for float64 input.
+Tap linear_tap_f64(std::int64_t o, std::int64_t in, std::int64_t out);
 
 // --- CPU reference ----------------------------------------------------------
 // dst[OD][OH][OW] = trilinear resize of the `box` region of the logical (D,H,W)

@@ -7,18 +7,26 @@
 
 namespace hse::kernels {
 
-Tap linear_tap(std::int64_t o, std::int64_t in, std::int64_t out) {
-  const float scale = static_cast<float>(in) / static_cast<float>(out);
-  float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
+namespace {
+// The coordinate in the arithmetic PyTorch uses for the input's type (float for float32, double
+// for float64 input).
+template <class T>
+Tap tap_in(std::int64_t o, std::int64_t in, std::int64_t out) {
+  const T scale = static_cast<T>(in) / static_cast<T>(out);
+  T src = scale * (static_cast<T>(o) + T(0.5)) - T(0.5);
   if (src < 0) src = 0;
   Tap t;
   t.i0 = static_cast<std::int64_t>(src);
   if (t.i0 > in - 1) t.i0 = in - 1;
   t.i1 = t.i0 < in - 1 ? t.i0 + 1 : t.i0;
-  t.w1 = src - static_cast<float>(t.i0);
+  t.w1 = static_cast<float>(src - static_cast<T>(t.i0));
   if (t.i1 == t.i0) t.w1 = 0;
   return t;
 }
+}  // namespace
+
+Tap linear_tap(std::int64_t o, std::int64_t in, std::int64_t out) { return tap_in<float>(o, in, out); }
+Tap linear_tap_f64(std::int64_t o, std::int64_t in, std::int64_t out) { return tap_in<double>(o, in, out); }
 
 void resize_trilinear_ref(const float* src, Strides s, Box b, float* dst, std::int64_t od, std::int64_t oh,
                           std::int64_t ow) {

@@ -23,3 +23,31 @@ term_after() {  # pid file lines: SIGTERM the run once `file` has that many line
   kill -TERM "$pid"
   wait "$pid"
 }
+# refused NAME CODE FILE PROBLEM OUTPUT -- COMMAND...: the command exits CODE; its stderr is one
+# error line (plus at most a "hint:" line) that names FILE and matches PROBLEM; and OUTPUT (a
+# path, or "-" for none) was not left behind, nor any temporary file beside it.
+refused() {
+  local name=$1 code=$2 file=$3 problem=$4 output=$5
+  shift 6
+  local err
+  err=$(mktemp)
+  "$@" > /dev/null 2> "$err"
+  local rc=$?
+  local lines first
+  lines=$(grep -vc ": hint: " "$err")
+  first=$(head -1 "$err")
+  local left=""
+  if [ "$output" != - ]; then
+    [ -e "$output" ] && left="$output"
+    local tmps
+    tmps=$(ls -a "$(dirname "$output")" 2>/dev/null | grep -F ".$(basename "$output")." | head -1)
+    [ -n "$tmps" ] && left="$left $tmps"
+  fi
+  if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && [[ "$first" == *"$file"* ]] && grep -q -- "$problem" "$err" && [ -z "$left" ]; then
+    ok "$name (exit $rc)"
+  else
+    bad "$name (exit $rc, want $code; left: '${left}')"
+    sed 's/^/     /' "$err"
+  fi
+  rm -f "$err"
+}

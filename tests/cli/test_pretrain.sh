@@ -53,7 +53,14 @@ LB=(--volumes "$T/tr.h5" "${REP[@]}" --vision-config "$SRC/share/hse/configs/vit
 term_after $! "$T/b.tsv" 8
 rc=$?
 steps=$(ls -d "$T"/b/checkpoint-* 2>/dev/null | head -1)
-if [ $rc = 0 ] && [ -n "$steps" ]; then ok "SIGTERM saves ($(basename "$steps")) and exits 0"; else bad "SIGTERM (rc $rc)"; fi
+# Proof that the run was cut short: its checkpoint is before the last of 80 steps, and the final
+# model (written only at the end) is absent.
+n=${steps##*checkpoint-}
+if [ $rc = 0 ] && [ -n "$steps" ] && [ "$n" -lt 80 ] && [ ! -e "$T/b/model.safetensors" ]; then
+  ok "SIGTERM saves ($(basename "$steps") of 80) and exits 0 before the end"
+else
+  bad "SIGTERM (rc $rc, checkpoint '${steps:-none}', final model $( [ -e "$T/b/model.safetensors" ] && echo present || echo absent))"
+fi
 "$P" "${COMMON[@]}" "${REP[@]}" -o "$T/b" --metrics "$T/b.tsv" --resume && ok "--resume completes" || bad "--resume"
 same_weights "$T/a/model.safetensors" "$T/b/model.safetensors" 1e-6 && ok "resumed run equals the uninterrupted one" \
   || bad "resume equality"

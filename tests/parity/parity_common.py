@@ -29,14 +29,42 @@ def offline_env():
     warnings.filterwarnings("ignore")
 
 
+def require_all():
+    """CI=true or HSE_REQUIRE_ALL=1: nothing may skip (tests/require_all.sh)."""
+    return os.environ.get("CI") == "true" or os.environ.get("HSE_REQUIRE_ALL") == "1"
+
+
+def skip(reason):
+    """Skips the whole test (exit 77), or fails it (exit 1) under CI / HSE_REQUIRE_ALL=1."""
+    if require_all():
+        print(f"FAIL: required under CI=true / HSE_REQUIRE_ALL=1 but missing: {reason}")
+        sys.exit(1)
+    print(f"skip: {reason}")
+    sys.exit(77)
+
+
+def optional_part(reason, check=None):
+    """A part of a test that cannot run here: a note, or a failed check under CI / HSE_REQUIRE_ALL=1.
+    Returns False so that callers can write `if not have: return pc.optional_part(...)`."""
+    if require_all():
+        msg = f"required under CI=true / HSE_REQUIRE_ALL=1 but missing: {reason}"
+        if check is not None:
+            check(False, msg)
+        else:
+            print(f"FAIL: {msg}")
+            sys.exit(1)
+    else:
+        print(f"note: skipped: {reason}")
+    return False
+
+
 @contextlib.contextmanager
 def needs_modules():
-    """Wraps a test's imports: a missing Python module skips the test (exit 77)."""
+    """Wraps a test's imports: a missing Python module skips the test (fails it under CI)."""
     try:
         yield
     except ImportError as e:  # pragma: no cover
-        print(f"skip: missing Python module: {e}")
-        sys.exit(77)
+        skip(f"missing Python module: {e}")
 
 
 def quiet_transformers(progress_bar=True):
@@ -137,3 +165,18 @@ def rel(a, b, floor=1e-30):
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     return float(np.abs(a - b).max() / max(np.abs(b).max(), floor))
+
+
+def patch_bert_score_empty():
+    """bert-score 0.3.12 encodes an empty sentence with tokenizer.build_inputs_with_special_tokens([]),
+    which transformers 5's tokenizers no longer have: give it [CLS] [SEP] (<s> </s>) as transformers 4 did."""
+    import bert_score.utils as bsu
+
+    original = bsu.sent_encode
+
+    def sent_encode(tokenizer, sent):
+        if sent.strip() == "" and not hasattr(tokenizer, "build_inputs_with_special_tokens"):
+            return [tokenizer.cls_token_id, tokenizer.sep_token_id]
+        return original(tokenizer, sent)
+
+    bsu.sent_encode = sent_encode

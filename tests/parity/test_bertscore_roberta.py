@@ -77,18 +77,7 @@ def pairs():
     return cands, refs
 
 
-# bert-score 0.3.12 encodes an empty sentence with tokenizer.build_inputs_with_special_tokens([]),
-# which transformers 5's tokenizers no longer have: give it <s> </s> as transformers 4 did.
-_sent_encode = bsu.sent_encode
-
-
-def _sent_encode_empty(tokenizer, sent):
-    if sent.strip() == "" and not hasattr(tokenizer, "build_inputs_with_special_tokens"):
-        return [tokenizer.cls_token_id, tokenizer.sep_token_id]
-    return _sent_encode(tokenizer, sent)
-
-
-bsu.sent_encode = _sent_encode_empty
+pc.patch_bert_score_empty()
 
 
 def reference(d, cands, refs, layer, idf, baseline=None):

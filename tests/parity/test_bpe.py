@@ -416,7 +416,7 @@ print(f"  [options] 16 tokenizers, {opt_lines} lines, {opt_ids} ids compared, {o
 
 # ---------------------------------------------------------------- 2. o200k
 if META is None:
-    print("2. o200k: skipped (no data)")
+    pc.optional_part(f"2. o200k: no data in {O200K}", check)
     notes.append("o200k data missing: part 2 skipped")
 else:
     print(f"2. o200k_base ({time.time() - T0:.1f} s)")

@@ -360,6 +360,7 @@ def test_volumes(tmp):
     p = subprocess.run([TOOL, "-o", os.path.join(tmp, "k.h5"), "--keep-going", "--failures", fl, "-q",
                         os.path.join(tmp, "missing.nii.gz"), os.path.join(tmp, "b.nii.gz")], capture_output=True, text=True)
     check(p.returncode == 1, f"--keep-going with one failure: exit 1 ({p.returncode})")
+    check(os.path.exists(os.path.join(tmp, "k.h5")), "--keep-going wrote its output")
     if os.path.exists(os.path.join(tmp, "k.h5")):
         with h5py.File(os.path.join(tmp, "k.h5"), "r") as f:
             check(f["slices"].shape[0] == 1, "--keep-going wrote the good volume")

@@ -48,6 +48,8 @@ TEST_CASE("driver: ddp") {
   const auto X = torch::randn({total, 6}), Y = torch::randn({total, 7});
   auto params = m.parameters();
   dist->broadcast(params);
+  torch::manual_seed(1);
+  Towers m0;  // the initial weights (rank 0's, broadcast), written beside the result: training must move them
   torch::optim::SGD opt(params, torch::optim::SGDOptions(0.1));
   for (int step = 0; step < 5; ++step) {
     opt.zero_grad();
@@ -62,6 +64,7 @@ TEST_CASE("driver: ddp") {
   if (dist->is_main()) {
     io::SafeTensorsWriter w;
     model::add_state(w, m, "");
+    model::add_state(w, m0, "init.");
     w.write(out);
   }
   dist->barrier();

@@ -4,6 +4,8 @@
 // The "driver: bpe" case doubles as the C++ side of tests/parity/test_bpe.py.
 #include <doctest/doctest.h>
 
+#include "require_all.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -413,8 +415,7 @@ TEST_CASE("bpe: o200k (tiktoken ranks) against gpt-tokenizer's TestPlans") {
   const char* src = std::getenv("HSE_SOURCE_DIR");
   const std::string dir = dir_env ? dir_env : std::string(src ? src : ".") + "/../shared/data/o200k";
   if (!fs::exists(dir + "/o200k_base.tiktoken") || !fs::exists(dir + "/TestPlans-o200k.txt")) {
-    MESSAGE("skip: no o200k data in " << dir);
-    return;
+    HSE_SKIP_OR_FAIL("no o200k data in " << dir);
   }
   const auto t0 = std::chrono::steady_clock::now();
   const auto t = BpeTokenizer::from_tiktoken(dir + "/o200k_base.tiktoken", dir + "/o200k_base.json");

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -23,6 +25,16 @@ int run_tool(const std::vector<std::string>& args, std::string& out, std::string
       [&](cli::Io&) -> int {
         threads = c.threads;
         if (c.output == "boom") cli::fail_input("in.nii", "truncated");
+        // LibTorch's c10::Error what(): the message, then the C++ backtrace on further lines.
+        if (c.output == "torch")
+          throw std::runtime_error(
+              "index out of range in self\nException raised from operator() at aten/src/ATen/native/TensorAdvancedIndexing.cpp:1234 "
+              "(most recent call first):\nframe #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x96\n"
+              "frame #1: at::native::index_select_out_cpu_ + 0x1f0\n");
+        if (c.output == "oom")
+          throw std::runtime_error("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                                   "you tried to allocate 2199023255552 bytes. Error code 12 (Cannot allocate memory)\n"
+                                   "frame #0: c10::ThrowEnforceNotMet + 0x3a");
         return 0;
       },
       io);
@@ -48,6 +60,13 @@ TEST_CASE("run(): help, version, usage errors, typed errors") {
   CHECK(err == "hse-test: in.nii: truncated\n");
   CHECK(run_tool({"-o", "x", "--threads", "3"}, out, err, t) == 0);
   CHECK(t == 3);
+  // A library's exception: one line without LibTorch's backtrace; exit 1, or 4 for memory.
+  CHECK(run_tool({"-o", "torch"}, out, err, t) == 1);
+  CHECK(err == "hse-test: index out of range in self\n");
+  CHECK(run_tool({"-o", "oom"}, out, err, t) == 4);
+  CHECK(err.rfind("hse-test: out of memory: ", 0) == 0);
+  CHECK(err.find("frame #") == std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
 }
 
 TEST_CASE("logging: a progress bar is cleared before a log line; warnings once, none under -q") {

@@ -6,6 +6,8 @@
 // file; otherwise they do nothing.
 #include <doctest/doctest.h>
 
+#include "require_all.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -86,8 +88,7 @@ TEST_CASE("PorterStemmer matches nltk on known words") {
 
 TEST_CASE("WordNet: synonyms and morphy") {
   if (!have_wordnet()) {
-    MESSAGE("skipped: no WordNet database at /usr/share/wordnet (wordnet-base)");
-    return;
+    HSE_SKIP_OR_FAIL("no WordNet database at /usr/share/wordnet (Debian wordnet-base)");
   }
   const auto t0 = std::chrono::steady_clock::now();
   const WordNet& wn = WordNet::load(kWordNetDir);
@@ -124,8 +125,7 @@ TEST_CASE("WordNet: a missing database file is an input error naming the file") 
 
 TEST_CASE("meteor: nltk's documented examples and edge cases") {
   if (!have_wordnet()) {
-    MESSAGE("skipped: no WordNet database");
-    return;
+    HSE_SKIP_OR_FAIL("no WordNet database at /usr/share/wordnet (Debian wordnet-base)");
   }
   const WordNet& wn = WordNet::load(kWordNetDir);
   const std::vector<std::string> hyp1 = {"It", "is", "a", "guide", "to", "action", "which", "ensures", "that",

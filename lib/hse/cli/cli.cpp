@@ -345,6 +345,26 @@ std::string one_line(std::string s) {
     if (ch == '\n') ch = ' ';
   return s;
 }
+
+// A library's exception (LibTorch's c10::Error above all) as one line: its message without the
+// C++ backtrace LibTorch appends ("Exception raised from ... frame #0: ..."), shortened.
+std::string library_line(const std::string& what) {
+  std::string s = what;
+  for (const char* cut : {"Exception raised from", "\nframe #", "frame #0:"}) {
+    const auto at = s.find(cut);
+    if (at != std::string::npos) s.erase(at);
+  }
+  s = one_line(s);
+  if (s.size() > 400) s = s.substr(0, 400) + "...";
+  return s;
+}
+
+// Whether a library's message is an allocation failure (exit 4, not 1).
+bool is_memory_error(const std::string& what) {
+  for (const char* k : {"can't allocate memory", "CUDA out of memory", "out of memory", "Tried to allocate"})
+    if (what.find(k) != std::string::npos) return true;
+  return false;
+}
 }  // namespace
 
 namespace {
@@ -469,7 +489,12 @@ int run(const std::string& tool, const std::string& description, const std::vect
     io.err << tool << ": out of memory\n";
     return static_cast<int>(Exit::resource);
   } catch (const std::exception& e) {
-    io.err << tool << ": " << one_line(e.what()) << '\n';
+    const std::string what = e.what();
+    if (is_memory_error(what)) {
+      io.err << tool << ": out of memory: " << library_line(what) << '\n';
+      return static_cast<int>(Exit::resource);
+    }
+    io.err << tool << ": " << library_line(what) << '\n';
     return static_cast<int>(Exit::runtime);
   }
 }

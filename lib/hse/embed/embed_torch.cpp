@@ -9,6 +9,7 @@
 #include "hse/embed/embed.h"
 
 #include "hse/cli/compat.h"
+#include "hse/model/config_check.h"
 #include "hse/image/png.h"
 #include "hse/io/atomic.h"
 #include "hse/io/csv.h"
@@ -172,6 +173,8 @@ int run(const Options& o, cli::Io&) {
   bool declared = false, declared_scores = false;
   if (!o.reports.empty()) {
     const auto tok = text::WordPieceTokenizer::from_file((fs::path(o.model) / "vocab.txt").string());
+    model::check_vocab_fits(static_cast<std::int64_t>(tok.vocab_size()), clip->config.text.vocab_size,
+                            (fs::path(o.model) / "vocab.txt").string(), o.model);
     const bool sentences = o.truncation == "sentences" || o.compat == cli::kCompatHsenet;
     text::PyRandom rng(42);  // HSENet's retrieval scripts: seed_everything(42), then truncate_text per report
     const io::Table t = io::read_csv(o.reports);

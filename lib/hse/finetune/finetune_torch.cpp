@@ -1,6 +1,7 @@
 #include <cctype>
 #include <cstring>
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "hse/generate/vlm_inputs.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
+#include "hse/model/config_check.h"
 #include "hse/model/lora.h"
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
@@ -151,6 +153,18 @@ int run(const Options& oin, cli::Io&) {
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
   const fs::path out(o.common.output);
+  // An output folder this run creates is removed again when the run fails before training starts
+  // (a bad LLM, tokenizer or packer setting): no half-made adapter is left behind.
+  struct RemoveOnThrow {
+    fs::path dir;
+    bool armed;
+    ~RemoveOnThrow() {
+      if (armed && std::uncaught_exceptions() > 0) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    }
+  } cleanup{out, !fs::exists(out) && dist->is_main()};
   const std::string ck_prev = train::latest_checkpoint(o.common.output);
   if (!o.resume && !ck_prev.empty() && dist->is_main())
     throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
@@ -244,6 +258,7 @@ int run(const Options& oin, cli::Io&) {
   } else {
     llm = model::load_phi3(o.llm);
     llm->name_or_path = fs::absolute(o.llm).lexically_normal().string();
+    if (added == 0) model::check_vocab_fits(tok->vocab_size(), llm->config.vocab_size, tok_out, o.llm);
   }
   model::VlmConfig cfg;
   const auto* cc = vision.clip_config();
@@ -364,6 +379,7 @@ int run(const Options& oin, cli::Io&) {
 
   cli::info("{}: {} items, batch {}, {} steps ({} per epoch), warm-up {}, {} image tokens, {} trainable tensors",
             o.task, data.size(), o.batch_size, total_steps, steps_per_epoch, warmup, n_img, trainable.size());
+  cleanup.armed = false;  // from here on the folder holds checkpoints worth keeping
   vlm->train();
   vision.set_tower_dropout(o.recipe.frozen_train_mode());
   cli::Progress progress("finetune", static_cast<std::size_t>(total_steps),

@@ -12,6 +12,7 @@ namespace hse::image {
 
 using kernels::Box;
 using kernels::linear_tap;
+using kernels::linear_tap_f64;
 using kernels::Tap;
 
 HuMode parse_hu_mode(const std::string& s) {
@@ -86,20 +87,6 @@ std::int64_t resampled_size(std::int64_t n, double cur, double target) {
 }
 
 namespace {
-// linear_tap with PyTorch's float64 arithmetic (area_pixel_compute_source_index in double).
-Tap linear_tap_f64(std::int64_t o, std::int64_t in, std::int64_t out) {
-  const double scale = static_cast<double>(in) / static_cast<double>(out);
-  double src = scale * (static_cast<double>(o) + 0.5) - 0.5;
-  if (src < 0) src = 0;
-  Tap t;
-  t.i0 = static_cast<std::int64_t>(src);
-  if (t.i0 > in - 1) t.i0 = in - 1;
-  t.i1 = t.i0 < in - 1 ? t.i0 + 1 : t.i0;
-  t.w1 = static_cast<float>(src - static_cast<double>(t.i0));
-  if (t.i1 == t.i0) t.w1 = 0;
-  return t;
-}
-
 // o = (1 - w1)·r0 + w1·r1 as PyTorch's float32 kernel computes it, or (exact) as r0 + w1·(r1 - r0):
 // with float64 input PyTorch keeps a constant run constant to 1e-16, which this form keeps exactly
 // in float32 (air clamped to -1000 must stay -1000: the foreground crop and the slices' uint8

@@ -11,6 +11,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/model/checkpoint.h"
+#include "hse/model/config_check.h"
 
 namespace fs = std::filesystem;
 
@@ -322,6 +323,22 @@ Bert load_bert(const BertConfig& config, const std::string& weights, const std::
     for (const char* p : {"bert.", "roberta."})
       if (ckpt.contains(std::string(p) + "embeddings.word_embeddings.weight")) pre = p;
   const bool pooler = ckpt.contains(pre + "pooler.dense.weight");
+  {
+    const auto& c = config;
+    const std::string config_source = (fs::path(weights_path(weights)).parent_path() / "config.json").string();
+    const long double h = static_cast<long double>(c.hidden_size), i = static_cast<long double>(c.intermediate_size);
+    const long double estimate = (static_cast<long double>(c.vocab_size) + c.max_position_embeddings + c.type_vocab_size) * h +
+                                 static_cast<long double>(c.num_hidden_layers) * (4 * h * h + 2 * h * i);
+    check_config_against(ckpt, pre,
+                         {{"embeddings.word_embeddings.weight", {c.vocab_size, c.hidden_size}, "vocab_size x hidden_size"},
+                          {"embeddings.position_embeddings.weight", {c.max_position_embeddings, c.hidden_size},
+                           "max_position_embeddings x hidden_size"},
+                          {"embeddings.token_type_embeddings.weight", {c.type_vocab_size, c.hidden_size},
+                           "type_vocab_size x hidden_size"},
+                          {"encoder.layer.0.intermediate.dense.weight", {c.intermediate_size, c.hidden_size},
+                           "intermediate_size x hidden_size"}},
+                         config_source, estimate);
+  }
   Bert model(config, pooler);
   load_state(*model, ckpt, pre, allow_partial, {"embeddings.position_ids", "embeddings.token_type_ids"});
   model->eval();

@@ -6,6 +6,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/atomic.h"
 #include "hse/model/checkpoint.h"
+#include "hse/model/config_check.h"
 
 namespace fs = std::filesystem;
 
@@ -127,9 +128,26 @@ std::vector<std::pair<std::string, torch::Tensor>> ClipImpl::trainable() {
 
 Clip load_clip(const std::string& dir, bool allow_partial) {
   const ClipConfig c = ClipConfig::from_file(dir);
-  Clip m(c);
   const std::string weights = fs::is_directory(dir) ? dir : fs::path(dir).parent_path().string();
   io::SafeTensorsSet ckpt(weights);
+  {
+    const auto& v = c.vision;
+    const auto& t = c.text;
+    const long double H = static_cast<long double>(v.hidden), T = static_cast<long double>(t.hidden_size);
+    const long double vis = static_cast<long double>(v.layers) * (4 * H * H + 2 * H * v.mlp_dim) +
+                            static_cast<long double>(v.num_patches() + v.patch_dim()) * H;
+    const long double txt = (static_cast<long double>(t.vocab_size) + t.max_position_embeddings) * T +
+                            static_cast<long double>(t.num_hidden_layers) * (4 * T * T + 2 * T * t.intermediate_size);
+    check_config_against(ckpt, "",
+                         {{"mm_vision_proj.weight", {v.hidden, v.hidden}, "vision hidden_size"},
+                          {"mm_language_proj.weight", {v.hidden, t.hidden_size}, "vision and text hidden_size"},
+                          {"language_encoder.embeddings.word_embeddings.weight", {t.vocab_size, t.hidden_size},
+                           "text vocab_size x hidden_size"},
+                          {"language_encoder.embeddings.position_embeddings.weight",
+                           {t.max_position_embeddings, t.hidden_size}, "text max_position_embeddings x hidden_size"}},
+                         (fs::path(weights) / "config.json").string(), (vis + txt) * (c.stage == 2 ? 2 : 1));
+  }
+  Clip m(c);
   load_state(*m, ckpt, "", allow_partial, {"language_encoder.embeddings.position_ids",
                                            "stage1_pretrained_CLIP.language_encoder.embeddings.position_ids"});
   m->eval();

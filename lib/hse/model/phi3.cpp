@@ -9,6 +9,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/io/safetensors.h"
+#include "hse/model/config_check.h"
 #include "hse/model/config_json.h"
 
 namespace fs = std::filesystem;
@@ -608,6 +609,21 @@ Phi3ForCausalLM load_phi3(const Phi3Config& config, const std::string& weights, 
   if (o.dtype != torch::kFloat32 && o.dtype != torch::kBFloat16 && o.dtype != torch::kFloat16)
     cli::fail_usage("Phi-3 dtype must be fp32, bf16 or fp16");
   io::SafeTensorsSet ckpt(weights);
+  {
+    const auto& c = config;
+    const long double h = static_cast<long double>(c.hidden_size), i = static_cast<long double>(c.intermediate_size);
+    const long double estimate =
+        static_cast<long double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) +
+        static_cast<long double>(c.num_hidden_layers) * (4 * h * h + 3 * h * i);
+    std::vector<ExpectedShape> ex{{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, "vocab_size x hidden_size"},
+                                  {"model.norm.weight", {c.hidden_size}, "hidden_size"},
+                                  {"model.layers.0.mlp.down_proj.weight", {c.hidden_size, c.intermediate_size},
+                                   "hidden_size x intermediate_size"}};
+    if (!c.tie_word_embeddings) ex.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, "vocab_size x hidden_size"});
+    const std::string src = fs::is_directory(weights) ? (fs::path(weights) / "config.json").string()
+                                                     : (fs::path(weights).parent_path() / "config.json").string();
+    check_config_against(ckpt, o.prefix, ex, src, estimate);
+  }
   Phi3ForCausalLM m(config, torch::TensorOptions().dtype(o.dtype).device(o.device));
   std::vector<std::string> ignore = o.ignore_unexpected;
   if (config.tie_word_embeddings) ignore.push_back("lm_head.");  // some tied checkpoints carry a copy

@@ -15,6 +15,7 @@
 #include "hse/model/checkpoint.h"
 #include "hse/model/clip.h"
 #include "hse/pretrain/pretrain.h"
+#include "hse/model/config_check.h"
 #include "hse/train/clip_data.h"
 #include "hse/train/distributed.h"
 #include "hse/train/optim.h"
@@ -205,6 +206,8 @@ int run(const Options& o, cli::Io&) {
   // Data.
   const std::string vocab = vocab_for(o);
   auto tok = std::make_shared<text::WordPieceTokenizer>(text::WordPieceTokenizer::from_file(vocab));
+  model::check_vocab_fits(static_cast<std::int64_t>(tok->vocab_size()), cfg.text.vocab_size, vocab,
+                          o.text_model.empty() ? std::string("the text model") : o.text_model);
   train::ClipDataOptions dopt;
   dopt.volumes = o.volumes;
   dopt.reports = o.reports;
