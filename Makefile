@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo install package clean configure
+.PHONY: all build deps test demo install package clean configure fuzz
 
 all: build
 
@@ -38,6 +38,18 @@ install: build
 # build/hse-<version>-<arch>.tar.gz and .deb (cpack)
 package: build
 	cd $(BUILD) && cpack
+
+# libFuzzer targets (tests/fuzz) built with clang, ASan and UBSan in build-fuzz (no LibTorch), each
+# run FUZZ_SECONDS on a copy of its corpus: one line per target, "fuzz NAME: RUNS runs, CRASHES
+# crashes"; non-zero exit on any crash (the input is left in build-fuzz/findings/).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: .deps-stamp
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSE_FUZZ=ON -DHSE_WITH_TORCH=OFF -DHSE_WITH_ITK=OFF -DHSE_CUDA=OFF -DHSE_BUILD_BENCH=OFF \
+	  -DPython3_EXECUTABLE="$$(command -v $(PYTHON))"
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	bash scripts/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) out

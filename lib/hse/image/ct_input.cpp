@@ -137,7 +137,7 @@ std::string ctrate_path(const std::string& root, const std::string& name) {
   std::vector<fs::path> candidates;
   if (parts.size() >= 3) {
     const std::string patient = parts[0] + "_" + parts[1], scan = patient + "_" + parts[2];
-    for (const std::string split : {parts[0], parts[0] + "_fixed", std::string("")})
+    for (const std::string& split : {parts[0], parts[0] + "_fixed", std::string("")})
       candidates.push_back(fs::path(root) / split / patient / scan / name);
   }
   candidates.push_back(fs::path(root) / name);

@@ -82,7 +82,10 @@ Header parse_header(const std::string& path, const unsigned char* p, std::size_t
     for (int i = 0; i < 8; ++i) h.dim[i] = get<std::int16_t>(p + 40 + 2 * i, h.swap);
     h.datatype = get<std::int16_t>(p + 70, h.swap);
     for (int i = 0; i < 8; ++i) h.pixdim[i] = get<float>(p + 76 + 4 * i, h.swap);
-    h.vox_offset = static_cast<std::int64_t>(get<float>(p + 108, h.swap));
+    const float vox_offset = get<float>(p + 108, h.swap);  // a float in NIfTI-1
+    if (!(vox_offset >= 0.0f && vox_offset < 9.0e15f))
+      cli::fail_input(path, "bad vox_offset {} in the NIfTI-1 header", vox_offset);
+    h.vox_offset = static_cast<std::int64_t>(vox_offset);
     h.scl_slope = get<float>(p + 112, h.swap);
     h.scl_inter = get<float>(p + 116, h.swap);
     if (h.vox_offset < 348) h.vox_offset = 352;
@@ -104,8 +107,8 @@ Header parse_header(const std::string& path, const unsigned char* p, std::size_t
     if (h.dim[i] < 1) cli::fail_input(path, "invalid NIfTI header (dim[{}] = {})", i, h.dim[i]);
   for (int i = static_cast<int>(nd) + 1; i < 8; ++i) h.dim[i] = 1;
   if (!type_name(h.datatype)) cli::fail_input(path, "unsupported NIfTI datatype code {}", h.datatype);
-  std::int64_t extra = 1;
-  for (int i = 4; i <= 7; ++i) extra *= h.dim[i];
+  double extra = 1;  // (in double: NIfTI-2's int64 dims may overflow a product)
+  for (int i = 4; i <= 7; ++i) extra *= static_cast<double>(h.dim[i]);
   if (nd < 3 || h.dim[3] == 1 || h.dim[2] == 1 || h.dim[1] == 1)
     cli::fail_input(path, "{}-D image ({}x{}x{}), expected a 3-D CT volume", nd < 3 ? nd : 2, h.dim[1], h.dim[2],
                     h.dim[3]);
@@ -204,6 +207,11 @@ Volume read_nifti(const std::string& path) {
   const unsigned char* bytes;
   std::size_t size;
   if (gz) {
+    // Deflate expands at most 1032:1: a header that needs more than the compressed data can hold is
+    // refused before its buffer is allocated.
+    if (static_cast<double>(need) > 1032.0 * static_cast<double>(raw.size()) + 65536.0)
+      cli::fail_input(path, "truncated: the header describes {} bytes, more than {} bytes of gzip data can hold",
+                      need, raw.size());
     inflated = gunzip_all(path, raw, need);
     bytes = inflated.data();
     size = inflated.size();

@@ -317,7 +317,8 @@ std::vector<float> make_slices(const Array3& a, const SliceRecipe& r, int thread
     for (std::int64_t i = 0; i < n; ++i) src[static_cast<std::size_t>(i)] = resized.data() + i * plane;
   }
   // The rotated slice is Y rows by X columns.
-  const auto [rh, rw] = short_side_size(a.w, a.h, S);
+  const auto rhw = short_side_size(a.w, a.h, S);  // not a structured binding: the OpenMP loop below uses them
+  const std::int64_t rh = rhw.first, rw = rhw.second;
   if (rh < S || rw < S) throw std::invalid_argument("make_slices: resized slice smaller than the crop");
   std::vector<float> out(static_cast<std::size_t>(n * 3 * S * S));
   std::string error;

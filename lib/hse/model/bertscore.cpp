@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "hse/cli/cli.h"
+#include "hse/eval/vqa.h"
 
 namespace hse::model {
 
@@ -30,42 +31,11 @@ ScoreTokenizer score_tokenizer(const text::WordPieceTokenizer& tok, int max_leng
   return t;
 }
 
-namespace {
-// Python's str.strip(): the whitespace code points (str.isspace) at both ends.
-std::string py_strip(const std::string& s) {
-  auto space_at = [&](std::size_t i, bool back) -> std::size_t {  // bytes of a space ending/starting at i
-    static const char* kMulti[] = {"\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\xA8", "\xE2\x80\xA9",
-                                   "\xE2\x80\xAF", "\xE2\x81\x9F", "\xE3\x80\x80"};
-    const unsigned char c = static_cast<unsigned char>(back ? s[i - 1] : s[i]);
-    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
-    std::vector<std::string> multi(std::begin(kMulti), std::end(kMulti));
-    for (int k = 0; k <= 0x0A; ++k) multi.push_back(std::string("\xE2\x80") + static_cast<char>(0x80 + k));  // U+2000..200A
-    for (const auto& m : multi) {
-      if (back ? (i >= m.size() && s.compare(i - m.size(), m.size(), m) == 0) : s.compare(i, m.size(), m) == 0)
-        return m.size();
-    }
-    return 0;
-  };
-  std::size_t a = 0, b = s.size();
-  while (a < b) {
-    const std::size_t n = space_at(a, false);
-    if (!n) break;
-    a += n;
-  }
-  while (b > a) {
-    const std::size_t n = space_at(b, true);
-    if (!n) break;
-    b -= n;
-  }
-  return s.substr(a, b - a);
-}
-}  // namespace
-
 ScoreTokenizer score_tokenizer(const text::BpeTokenizer& tok, int64_t bos_id, int64_t eos_id, int64_t pad_id,
                                int max_length) {
   ScoreTokenizer t;
   t.encode = [&tok, bos_id, eos_id, max_length](const std::string& s) {
-    const std::string st = py_strip(s);
+    const std::string st = eval::py_strip(s);  // Python's str.strip()
     std::vector<int64_t> ids{bos_id};
     if (!st.empty()) {
       auto body = tok.encode(st);  // the tokenizer puts the prefix space
