@@ -16,8 +16,9 @@ for page in "$SRC"/man/*.[157]; do
   ok=1
   while IFS= read -r c; do
     [ -n "$c" ] || continue
-    # roff escapes used in examples: \- is a hyphen
+    # roff escapes used in examples: \- is a hyphen, \e a backslash
     c=${c//\\-/-}
+    c=${c//\\e/\\}  # \e is a backslash
     if ! (cd "$dir" && bash -o pipefail -c "$c" >/dev/null 2>"$dir/.err"); then
       echo "FAIL $(basename "$page"): $c"
       sed 's/^/     /' "$dir/.err"
