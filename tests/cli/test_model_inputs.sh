@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Model directories whose files disagree with each other, given to the model tools: each case
+# Bad model inputs given to the model tools (files of a model directory that disagree, truncated or
+# corrupt safetensors, non-JSON configs, wrong HDF5 kinds, no GPU): each case
 # asserts the exit code, one error line that names the file and the problem, and no output left
 # behind (tests/cli/common.sh refused). The checks run before a model is built, so a mutated
 # dimension is refused instead of allocated.
@@ -100,6 +101,47 @@ cp -r "$T/a" "$T/a_bad"
 jset "$T/a_bad/llm/config.json" intermediate_size 77
 refused "hse-generate: the adapter's LLM config against its weights" 3 "a_bad/llm/config.json" "weights hold" - -- \
   "$BIN/hse-generate" "${VIS[@]}" --model "$T/a_bad" --max-new-tokens 2
+
+# 11. A truncated model.safetensors.
+cp -r "$T/c1" "$T/c_trunc"
+head -c 4000 "$T/c1/model.safetensors" > "$T/c_trunc/model.safetensors"
+refused "hse-embed: a truncated model.safetensors" 3 "c_trunc/model.safetensors" "" "$T/e11.h5" -- \
+  "$BIN/hse-embed" --model "$T/c_trunc" --reports "$REP" -o "$T/e11.h5" -q
+# 12. A safetensors header length of 2^60.
+cp -r "$T/c1" "$T/c_hdr"
+$PY - "$T/c_hdr/model.safetensors" <<'PYEOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[:8] = struct.pack("<Q", 1 << 60)
+open(sys.argv[1], "wb").write(bytes(b))
+PYEOF
+refused "hse-embed: a safetensors header length of 2^60" 3 "c_hdr/model.safetensors" "header" "$T/e12.h5" -- \
+  "$BIN/hse-embed" --model "$T/c_hdr" --volumes "$T/tr.h5" -o "$T/e12.h5" -q
+# 13. A config.json that is not JSON.
+cp -r "$T/c1" "$T/c_json"
+echo '{"hidden_size": 32,' > "$T/c_json/config.json"
+refused "hse-embed: config.json that is not JSON" 3 "c_json/config.json" "JSON" "$T/e13.h5" -- \
+  "$BIN/hse-embed" --model "$T/c_json" --volumes "$T/tr.h5" -o "$T/e13.h5" -q
+# 14. hse-embed --device cuda on a machine without a GPU: exit 4 (skipped where a GPU is present).
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  refused "hse-embed --device cuda without a GPU" 4 "cuda" "" "$T/e14.h5" -- \
+    "$BIN/hse-embed" --model "$T/c1" --volumes "$T/tr.h5" --device cuda -o "$T/e14.h5" -q
+fi
+# 15. hse-finetune --llm naming a missing directory: no adapter folder is left.
+refused "hse-finetune --llm: a missing directory" 3 "no_such_llm" "" "$T/f15" -- \
+  "$BIN/hse-finetune" "${VIS[@]}" --reports "$REP" --llm "$T/no_such_llm" --max-steps 1 -q -o "$T/f15"
+# 16. hse-generate with an adapter whose tokenizer.json is of another model type.
+cp -r "$T/a" "$T/a_tok"
+jset "$T/a_tok/tokenizer.json" model.type '"WordPiece"'
+refused "hse-generate: tokenizer.json of another model type" 3 "a_tok/tokenizer.json" "WordPiece" - -- \
+  "$BIN/hse-generate" "${VIS[@]}" --model "$T/a_tok" --max-new-tokens 2
+# 17. hse-generate with volumes of the wrong HDF5 kind.
+refused "hse-generate: --volumes of another HDF5 kind" 3 "sf.h5" "kind" - -- \
+  "$BIN/hse-generate" --volumes "$T/sf.h5" --slice-features "$T/sf.h5" --clip "$T/c2" --model "$T/a" --max-new-tokens 2
+# 18. hse-retrieve with non-HDF5 garbage.
+head -c 3000 /dev/urandom > "$T/garbage.h5"
+refused "hse-retrieve: a file that is not HDF5" 3 "garbage.h5" "" - -- \
+  "$BIN/hse-retrieve" --queries "$T/garbage.h5" --items "$T/garbage.h5"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
