@@ -22,8 +22,9 @@ void declare(CLI::App& app, Options& o) {
   app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
   app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
   cli::add_compat_option(app, o.compat,
-                         "--hu rescale (the metadata slope and intercept applied to every file, CT-RATE v2's "
-                         "HU files included) and XYSpacing's first value for both in-plane axes");
+                         "a known slope and intercept (--metadata, --rescale-slope/--rescale-intercept) applied to "
+                         "every file, CT-RATE v2's HU files included, and XYSpacing's first value for both in-plane "
+                         "axes");
   image::add_batch_options(app, o.batch);
 }
 

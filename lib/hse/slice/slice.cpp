@@ -26,8 +26,8 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::Range(0, 100));
   cli::add_compat_option(app, o.compat,
                          "slices along X (sagittal) when a volume has at least as many slices as columns, "
-                         "--jpeg-quality 95, --hu rescale (unless given) and XYSpacing's first value for both "
-                         "in-plane axes");
+                         "--jpeg-quality 95, a known slope and intercept applied to every file, and XYSpacing's first "
+                         "value for both in-plane axes");
   app.add_option("--image-size", o.image_size, "short side after the bicubic resize, and the centre crop")
       ->default_val(224)
       ->check(CLI::Range(1, 4096));
