@@ -1561,6 +1561,10 @@ BpeTokenizer BpeTokenizer::from_tiktoken(const std::string& ranks_path, const st
     if (rows.empty()) cli::fail_input(ranks_path, "no ranks");
     int64_t max_rank = 0;
     for (const auto& [r, t] : rows) max_rank = std::max(max_rank, r);
+    // The same density rule as tokenizer.json's vocab ids: a few sparse ranks must not size a
+    // table of millions of entries.
+    if (max_rank > 4 * static_cast<int64_t>(rows.size()) + 65536)
+      cli::fail_input(ranks_path, "ranks are too sparse: max rank {} for {} tokens", max_rank, rows.size());
     by_rank.assign(static_cast<std::size_t>(max_rank + 1), std::string());
     std::vector<uint8_t> has(by_rank.size(), 0);
     for (auto& [r, t] : rows) {
