@@ -12,6 +12,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/eval/vqa.h"
+#include "hse/model/config_check.h"
 
 namespace hse::model {
 
@@ -73,11 +74,8 @@ ScoreModel load_score_model(const std::string& dir) {
     throw cli::Error(cli::Exit::incompatible, dir,
                      "no vocab.txt (BERT) and no vocab.json + merges.txt (RoBERTa) in the BERTScore model directory");
   }
-  const int64_t n_vocab = m.bpe ? m.bpe->vocab_size() : static_cast<int64_t>(m.wordpiece->vocab_size());
-  if (n_vocab > m.model->config.vocab_size)
-    throw cli::Error(cli::Exit::incompatible, dir,
-                     fmt::format("the vocabulary has {} tokens but the model {} embedding rows", n_vocab,
-                                 m.model->config.vocab_size));
+  check_vocab_fits(m.bpe ? m.bpe->vocab_size() : static_cast<int64_t>(m.wordpiece->vocab_size()),
+                   m.model->config.vocab_size, dir, (d / "model.safetensors").string());
   return m;
 }
 

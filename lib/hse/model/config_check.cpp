@@ -30,7 +30,7 @@ void check_vocab_fits(std::int64_t vocab_entries, std::int64_t embedding_rows, c
                       const std::string& model_source) {
   if (vocab_entries > embedding_rows)
     throw cli::Error(cli::Exit::incompatible, vocab_source,
-                     fmt::format("the vocabulary has {} entries but the model's embedding table {} rows ({})",
+                     fmt::format("the vocabulary has {} entries, more than the {} embedding rows of the model's embedding table ({})",
                                  vocab_entries, embedding_rows, model_source),
                      "use the vocabulary the model was trained with");
 }

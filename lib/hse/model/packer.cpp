@@ -152,19 +152,13 @@ json PackerConfig::to_json() const {
          {"mlp_hidden", hidden()},         {"grid", grid},           {"window", window},
          {"stride", strides()},            {"dropout", dropout},     {"layer_norm_eps", layer_norm_eps}};
   if (kind == PackerKind::anatomy) j["halo"] = halo;
-  if (kind == PackerKind::qformer) {
+  if (kind == PackerKind::qformer || kind == PackerKind::hsenet_qformer) {
     j["num_queries"] = num_tokens();
     j["qformer_layers"] = qformer_layers;
     j["qformer_heads"] = heads();
     j["qformer_intermediate"] = intermediate();
-    j["qformer_cross_every"] = qformer_cross_every;
-  }
-  if (kind == PackerKind::hsenet_qformer) {
-    j["num_queries"] = num_tokens();
-    j["qformer_layers"] = qformer_layers;
-    j["qformer_heads"] = heads();
-    j["qformer_intermediate"] = intermediate();
-    j["query_self_attention"] = query_self_attention;
+    if (kind == PackerKind::qformer) j["qformer_cross_every"] = qformer_cross_every;
+    else j["query_self_attention"] = query_self_attention;
   }
   return j;
 }
