@@ -165,6 +165,7 @@ int run(const Options& oin, cli::Io&) {
       }
     }
   } cleanup{out, !fs::exists(out) && dist->is_main()};
+  if (o.resume && dist->is_main()) train::remove_interrupted_writes(o.common.output);
   const std::string ck_prev = train::latest_checkpoint(o.common.output);
   if (!o.resume && !ck_prev.empty() && dist->is_main())
     throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
@@ -352,7 +353,8 @@ int run(const Options& oin, cli::Io&) {
   dist->broadcast(params);  // every rank starts from rank 0's weights
 
   train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
-                            {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume);
+                            {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume,
+                            o.resume ? step : -1);
   // `dir` is written now and lives at `final_dir` (a checkpoint is renamed there): every path
   // the adapter records is relative to `final_dir`, so the folder can move with what it names.
   const std::string inputs_abs = vlm->config.inputs;

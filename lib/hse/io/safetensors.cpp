@@ -17,6 +17,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/io/atomic.h"
+#include "hse/io/failpoint.h"
 #include "hse/io/h5.h"
 
 namespace fs = std::filesystem;
@@ -977,8 +978,15 @@ void SafeTensorsWriter::write(const std::string& path) const {
   put_le64(prefix, h.size());
   f.stream().write(prefix.data(), 8);
   f.stream().write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const Entry* e : ordered())
+  const auto entries = ordered();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (i == entries.size() / 2 && !entries.empty()) {
+      f.stream().flush();
+      failpoint("safetensors-mid-write");
+    }
+    const Entry* e = entries[i];
     if (e->nbytes) f.stream().write(static_cast<const char*>(e->bytes), static_cast<std::streamsize>(e->nbytes));
+  }
   f.commit();
 }
 

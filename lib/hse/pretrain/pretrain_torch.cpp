@@ -256,6 +256,8 @@ int run(const Options& o, cli::Io&) {
 
   long step = 0;
   if (o.resume) {
+    if (dist->is_main()) train::remove_interrupted_writes(o.common.output);
+    dist->barrier();
     const std::string ck = train::latest_checkpoint(o.common.output);
     if (ck.empty()) {
       cli::warn("--resume: no checkpoint in {}; starting from scratch", o.common.output);
@@ -274,7 +276,7 @@ int run(const Options& o, cli::Io&) {
   train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
                             {"step", "epoch", "loss", "clip_loss", "sa_loss", "sa_weight", "lr", "grad_norm",
                              "logit_scale", "step_s", "samples_per_s"},
-                            o.resume);
+                            o.resume, o.resume ? step : -1);
   auto save = [&](bool final) {
     if (!dist->is_main()) return;
     const std::string dir = (fs::path(o.common.output) / fmt::format("checkpoint-{}", step)).string();

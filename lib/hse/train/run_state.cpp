@@ -10,8 +10,11 @@
 #include <numeric>
 #include <random>
 #include <regex>
+#include <cstdlib>
 
 #include "hse/cli/cli.h"
+#include "hse/io/atomic.h"
+#include "hse/io/failpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -46,6 +49,7 @@ void write_checkpoint_dir(const std::string& dir, const std::function<void(const
     cli::fail(cli::Exit::runtime, dir, "cannot write output: {}", ec.message());
   }
   fs::remove_all(old, ec);
+  io::failpoint("checkpoint-committed");
 }
 
 namespace {
@@ -75,6 +79,27 @@ std::string latest_checkpoint(const std::string& out) {
   return v.empty() ? std::string() : v.back().second.string();
 }
 
+int remove_interrupted_writes(const std::string& out) {
+  static const std::regex dir_re(R"(\.checkpoint-[0-9]+\.(tmp|old)-[0-9]+)");
+  static const std::regex file_re(R"(\..+\.tmp-[0-9]+-[0-9]+-[0-9]+)");
+  int n = 0;
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return 0;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(out, ec)) {
+    const std::string name = e.path().filename().string();
+    if ((e.is_directory() && std::regex_match(name, dir_re)) || (e.is_regular_file() && std::regex_match(name, file_re)))
+      stale.push_back(e.path());
+  }
+  for (const auto& p : stale) {
+    fs::remove_all(p, ec);
+    if (ec) cli::fail(cli::Exit::runtime, p.string(), "cannot remove what an interrupted run left: {}", ec.message());
+    cli::warn("removed {} (left by an interrupted run)", p.string());
+    ++n;
+  }
+  return n;
+}
+
 void install_stop_handler() {
   std::signal(SIGTERM, on_stop);
   std::signal(SIGINT, on_stop);
@@ -93,6 +118,7 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, long epo
 
 bool end_of_step(long step, long total_steps, long save_steps, const std::function<void(bool)>& save,
                  const std::function<void()>& barrier) {
+  io::failpoint("train-step");
   if (stop_requested()) {
     cli::info("stop requested (signal): saving at step {}", step);
     save(false);
@@ -108,9 +134,33 @@ struct MetricsTsv::File {
   std::string path;
 };
 
-MetricsTsv::MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append) {
+MetricsTsv::MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append,
+                       long keep_through_step) {
   if (path.empty()) return;
   std::error_code ec;
+  if (append && keep_through_step >= 0 && fs::is_regular_file(path, ec)) {
+    std::ifstream in(path);
+    std::string text, l;
+    long dropped = 0;
+    while (std::getline(in, l)) {
+      const std::string first = l.substr(0, l.find('\t'));
+      char* end = nullptr;
+      const long s = std::strtol(first.c_str(), &end, 10);
+      const bool numeric = !first.empty() && end && *end == '\0';
+      if (numeric && s > keep_through_step) {
+        ++dropped;
+        continue;
+      }
+      text += l + '\n';
+    }
+    if (dropped > 0) {
+      io::AtomicFile f(path);
+      f.stream() << text;
+      f.commit();
+      cli::warn("{}: dropped {} line{} after step {} (logged after the last checkpoint of an interrupted run)", path,
+                dropped, dropped == 1 ? "" : "s", keep_through_step);
+    }
+  }
   const bool fresh = !append || !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
   f_ = std::make_unique<File>();
   f_->path = path;

@@ -22,6 +22,11 @@ void prune_checkpoints(const std::string& out, int keep);
 // The newest "checkpoint-<step>" directory in `out` ("" when none).
 std::string latest_checkpoint(const std::string& out);
 
+// Before --resume: removes what a killed run (kill -9, a lost node) left in `out` — temporary
+// checkpoint directories (".checkpoint-N.tmp-PID", ".checkpoint-N.old-PID") and temporary files
+// (".NAME.tmp-PID-...") — warning once for each. Returns how many were removed.
+int remove_interrupted_writes(const std::string& out);
+
 // SIGTERM/SIGINT set a flag instead of killing the process (cluster pre-emption:
 // the trainer saves at the next step boundary and exits 0).
 void install_stop_handler();
@@ -40,12 +45,15 @@ bool end_of_step(long step, long total_steps, long save_steps, const std::functi
 
 // The --metrics TSV of the trainers: a header line, then one flushed line per optimiser
 // step. With `append` (a resumed run) the lines go on after the existing ones and the
-// header is written only when the file is new or empty. An empty path writes nothing.
+// header is written only when the file is new or empty; with `keep_through_step` >= 0 the lines
+// of steps after it (logged by a run killed after its last checkpoint) are dropped first, with a
+// warning, so that the resumed run's lines follow on without repeats. An empty path writes nothing.
 // Throws cli::Error (exit 1, naming the file) when the file cannot be written.
 class MetricsTsv {
  public:
   MetricsTsv() = default;
-  MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append);
+  MetricsTsv(const std::string& path, const std::vector<std::string>& columns, bool append,
+             long keep_through_step = -1);
   ~MetricsTsv();
   MetricsTsv(MetricsTsv&&) noexcept;
   MetricsTsv& operator=(MetricsTsv&&) noexcept;
