@@ -2,6 +2,7 @@
 # Runs every libFuzzer target of BUILD/bin (fuzz_*, see `make fuzz`) for SECONDS on a copy of its
 # corpus (tests/fuzz/corpus/<name>), one after the other. Prints "fuzz NAME: RUNS runs, CRASHES
 # crashes" per target; exits 1 if any target crashed (its input is kept in BUILD/findings/NAME/).
+# FUZZ_TARGETS (space-separated short names, e.g. "csv h5") limits the run to those targets.
 set -u
 BUILD=${1:?usage: run_fuzz.sh BUILD SECONDS}
 SECONDS_EACH=${2:-60}
@@ -11,6 +12,8 @@ for bin in "$BUILD"/bin/fuzz_*; do
   case "$bin" in *_regress) continue ;; esac
   [ -x "$bin" ] || continue
   name=$(basename "$bin"); short=${name#fuzz_}
+  # FUZZ_TARGETS="a b": only those targets
+  [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $short "* ]] && continue
   work="$BUILD/fuzz-work/$short"; found="$BUILD/findings/$short"
   rm -rf "$work"; mkdir -p "$work" "$found"
   cp -r "$SRC/tests/fuzz/corpus/$short/." "$work/" 2>/dev/null

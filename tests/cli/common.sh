@@ -45,6 +45,7 @@ refused() {
   fi
   if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && [[ "$first" == *"$file"* ]] && grep -q -- "$problem" "$err" && [ -z "$left" ]; then
     ok "$name (exit $rc)"
+    echo "     $first"
   else
     bad "$name (exit $rc, want $code; left: '${left}')"
     sed 's/^/     /' "$err"

@@ -82,6 +82,32 @@ def tiktoken_seeds():
     put("tiktoken", "small", "".join(f"{base64.b64encode(t).decode()} {i}\n" for i, t in enumerate(toks)))
 
 
+def jsonl_seeds():
+    put("jsonl", "predictions", '{"id": "a", "prediction": "No effusion.", "reference": "No pleural effusion."}\n'
+        '\n{"id": 7, "prediction": "Left lung.", "reference": null}\r\n{"id": "b", "prediction": ""}\n')
+    put("jsonl", "unicode", '{"id": "\\u00e9", "prediction": "\u00e9tude \\ud83d\\ude00"}\n')
+
+
+def rankings_seeds():
+    put("rankings", "header", "query_id\trank\titem_id\tscore\nq1\t1\tv1\t0.91\nq1\t2\tv2\t0.5\nq2\t1\tv2\t0.8\n")
+    put("rankings", "no_score_crlf", "q1\t2\tv1\r\nq1\t1\tv2\r\n")
+
+
+def h5_seeds():
+    # The bytes drive tests/fuzz/fuzz_h5.cpp's builder: hse_format "hse", version "1.0", kind
+    # "volumes", preprocess.size (variable-length strings, UTF-8; the third seed: ASCII), 2 ids
+    # "ab" and "cd", a dataset volumes [2, 2, 2] of float32 (the second seed: float16), one
+    # shard, expected kind "volumes".
+    def seed(dtype, utf8):
+        attrs = [3, 0, utf8] * 4
+        ids = [2, 3, 1, 2, ord("a"), ord("b"), 2, ord("c"), ord("d")]
+        volumes = [1, 3, 1, 1, 1, 2, 1, 2, dtype] + list(range(120, 128))
+        return bytes(attrs + ids + volumes + [0, 0, 0, 0, 1])
+    put("h5", "f32", seed(0, 1))
+    put("h5", "f16", seed(5, 1))
+    put("h5", "ascii", seed(0, 0))
+
+
 if __name__ == "__main__":
     safetensors_seeds()
     nifti_seeds()
@@ -89,5 +115,8 @@ if __name__ == "__main__":
     tokenizer_seeds()
     vocab_seeds()
     tiktoken_seeds()
+    jsonl_seeds()
+    rankings_seeds()
+    h5_seeds()
     for d in sorted(os.listdir(HERE)):
         print(d, len(os.listdir(os.path.join(HERE, d))))

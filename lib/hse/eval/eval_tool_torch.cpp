@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include "hse/eval/bleu.h"
+#include "hse/eval/inputs.h"
 #include "hse/cli/compat.h"
 #include "hse/model/bertscore.h"
 #include "hse/eval/labeler.h"
@@ -33,15 +34,6 @@
 #include "hse/io/csv.h"
 
 namespace hse::eval {
-
-std::string clean_hsenet(const std::string& s) {
-  std::string o;
-  for (char c : s)
-    if (c != '"' && c != '\'' && c != '(' && c != ')') o += c;
-  return o;
-}
-
-std::string strip(const std::string& s) { return py_strip(s); }
 
 void declare(CLI::App& app, Options& o) {
   app.require_subcommand(1);
@@ -96,49 +88,6 @@ void declare(CLI::App& app, Options& o) {
   ret->add_option("--labels", o.labels, "CT-RATE labels CSV: volume-to-volume label-Jaccard metrics");
   ret->add_option("--ks", o.ks, "K values, comma-separated (default 1,5,10,50,100; 1,5,10,50 with --labels)");
   ret->callback([&o] { o.task = "retrieval"; });
-}
-
-namespace {
-// Calls fn(object, line number) for every non-blank line of JSONL; errors name the line.
-void for_each_jsonl(std::istream& in, const std::string& name,
-                    const std::function<void(const nlohmann::json&, std::size_t)>& fn) {
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (strip(line).empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      cli::fail_input(name, "line {}: malformed JSON", n);
-    }
-    if (!j.is_object()) cli::fail_input(name, "line {}: expected a JSON object", n);
-    fn(j, n);
-  }
-}
-}  // namespace
-
-std::vector<Prediction> read_predictions(std::istream& in, const std::string& name) {
-  std::vector<Prediction> out;
-  for_each_jsonl(in, name, [&](const nlohmann::json& j, std::size_t n) {
-    Prediction p;
-    p.line = n;
-    if (!j.contains("id") || !(j["id"].is_string() || j["id"].is_number()))
-      cli::fail_input(name, "line {}: no \"id\"", n);
-    p.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
-    if (!j.contains("prediction") || !j["prediction"].is_string())
-      cli::fail_input(name, "line {}: no \"prediction\" string", n);
-    p.prediction = j["prediction"].get<std::string>();
-    if (j.contains("reference") && !j["reference"].is_null()) {
-      if (!j["reference"].is_string()) cli::fail_input(name, "line {}: \"reference\" is not a string", n);
-      p.reference = j["reference"].get<std::string>();
-      p.has_reference = true;
-    }
-    out.push_back(std::move(p));
-  });
-  if (out.empty()) cli::fail_input(name, "no predictions (empty input)");
-  return out;
 }
 
 namespace {
@@ -413,39 +362,9 @@ std::vector<int> parse_ks(const std::string& s, std::vector<int> fallback) {
 
 // Rankings TSV: query_id, rank, item_id[, score]; an optional header line starting with "query_id".
 void retrieval_metrics(const Options& o, std::istream& in, const std::string& name, Table& t) {
-  std::map<std::string, std::vector<std::pair<long, std::string>>> by_query;
-  std::vector<std::string> order;
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string x; std::getline(ss, x, '\t');) f.push_back(x);
-    if (n == 1 && !f.empty() && f[0] == "query_id") continue;
-    if (f.size() < 3 || f.size() > 4) cli::fail_input(name, "line {}: expected query_id<TAB>rank<TAB>item_id<TAB>score", n);
-    long rank = 0;
-    try {
-      std::size_t p = 0;
-      rank = std::stol(f[1], &p);
-      if (p != f[1].size() || rank < 1) throw std::invalid_argument("rank");
-    } catch (const std::exception&) {
-      cli::fail_input(name, "line {}: rank '{}' is not a positive integer", n, f[1]);
-    }
-    if (!by_query.count(f[0])) order.push_back(f[0]);
-    by_query[f[0]].emplace_back(rank, f[2]);
-  }
-  if (order.empty()) cli::fail_input(name, "no rankings (empty input)");
-  std::vector<std::vector<std::string>> rankings;
-  for (const auto& q : order) {
-    auto& v = by_query[q];
-    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::vector<std::string> items;
-    for (auto& [r, it] : v) items.push_back(it);
-    rankings.push_back(std::move(items));
-  }
+  const Rankings parsed = read_rankings(in, name);
+  const std::vector<std::string>& order = parsed.queries;
+  std::vector<std::vector<std::string>> rankings = parsed.items;
   if (!o.labels.empty()) {
     const io::Table lt = io::read_csv(o.labels);
     const std::size_t idc = lt.col("VolumeName");
@@ -479,16 +398,8 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
   }
   std::map<std::string, std::string> truth;
   if (!o.pairs.empty()) {
-    std::stringstream ps(io::read_file(o.pairs));
-    std::size_t m = 0;
-    while (std::getline(ps, line)) {
-      ++m;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) continue;
-      const auto tab = line.find('\t');
-      if (tab == std::string::npos) cli::fail_input(o.pairs, "line {}: expected query_id<TAB>item_id", m);
-      truth[line.substr(0, tab)] = line.substr(tab + 1);
-    }
+    std::istringstream ps(io::read_file(o.pairs));
+    truth = read_pairs(ps, o.pairs);
   }
   std::vector<std::string> positives;
   for (const auto& q : order) {

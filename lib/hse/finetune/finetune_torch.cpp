@@ -15,6 +15,7 @@
 
 #include "hse/cli/compat.h"
 #include "hse/generate/vlm_inputs.h"
+#include "hse/io/atomic.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/config_check.h"
@@ -138,6 +139,10 @@ int run(const Options& oin, cli::Io&) {
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
   train::check_recipe_options(o.recipe);
   if (o.llm.empty() == o.init_llm.empty()) cli::fail_usage("give exactly one of --llm DIR and --init-llm CONFIG.json");
+  if (!o.llm.empty() && !fs::is_directory(o.llm))
+    cli::fail_input(o.llm, fs::exists(o.llm) ? "--llm is not a directory (an HF model directory: config.json, "
+                                               "model.safetensors, tokenizer.json)"
+                                             : "no such LLM directory");
   if (o.train_tokenizer > 0 && o.init_llm.empty())
     cli::fail_usage("--train-tokenizer needs --init-llm (a pretrained LLM keeps its tokenizer)");
   if (!o.init_llm.empty() && o.train_tokenizer <= 0 && o.tokenizer.empty())
@@ -153,6 +158,7 @@ int run(const Options& oin, cli::Io&) {
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
   const fs::path out(o.common.output);
+  io::check_output_dir(o.common.output);
   // An output folder this run creates is removed again when the run fails before training starts
   // (a bad LLM, tokenizer or packer setting): no half-made adapter is left behind.
   struct RemoveOnThrow {
@@ -208,7 +214,11 @@ int run(const Options& oin, cli::Io&) {
   // Tokenizer.
   if (o.tokenizer_mode.empty()) o.tokenizer_mode = o.compat == "hsenet" ? "slow" : "fast";
   const text::BpeMode tok_mode = text::parse_bpe_mode(o.tokenizer_mode);
-  fs::create_directories(out);
+  {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) cli::fail(cli::Exit::runtime, o.common.output, "cannot write output: {}", ec.message());
+  }
   const std::string tok_out = (out / "tokenizer.json").string();
   std::unique_ptr<text::BpeTokenizer> tok;
   int added = 0;

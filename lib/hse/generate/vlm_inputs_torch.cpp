@@ -64,6 +64,7 @@ std::map<std::string, std::string> read_reports(const std::string& path, const s
   const auto tc = t.find_col_ci({column});
   if (!idc) cli::fail_input(path, "no VolumeName column");
   if (!tc) cli::fail_input(path, "no {} column", column);
+  if (t.rows.empty()) cli::fail_input(path, "no report rows (a header only)");
   std::map<std::string, std::string> out;
   for (const auto& r : t.rows) {
     std::string s = r[*tc];

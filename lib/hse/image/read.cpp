@@ -24,7 +24,7 @@ Volume read_volume(const std::string& path) {
   std::size_t bad = 0;
   for (float x : v.data)
     if (!std::isfinite(x)) ++bad;
-  if (bad) cli::fail_input(path, "{} voxels are NaN or infinite", bad);
+  if (bad) cli::fail_input(path, "{} voxel{} NaN or infinite", bad, bad == 1 ? " is" : "s are");
   return v;
 }
 

@@ -73,11 +73,26 @@ void check_writable(const std::string& path) {
   fs::path dir = fs::path(path).parent_path();
   if (dir.empty()) dir = ".";
   std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    cli::fail(cli::Exit::runtime, path, "cannot write output: '{}' is not a directory", dir.string());
   if (!fs::is_directory(dir, ec))
     cli::fail(cli::Exit::runtime, path, "cannot write output: directory '{}' does not exist", dir.string());
   if (::access(dir.c_str(), W_OK) != 0)
     cli::fail(cli::Exit::runtime, path, "cannot write output: directory '{}' is not writable", dir.string());
   if (fs::is_directory(path, ec)) cli::fail(cli::Exit::runtime, path, "cannot write output: it is a directory");
+}
+
+void check_output_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(dir, ec).lexically_normal();
+  if (ec) cli::fail(cli::Exit::runtime, dir, "cannot write output: {}", ec.message());
+  fs::path existing = p;
+  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    cli::fail(cli::Exit::runtime, dir, "cannot write output: '{}' is not a directory", existing.string());
+  if (::access(existing.c_str(), W_OK) != 0)
+    cli::fail(cli::Exit::runtime, dir, "cannot write output: directory '{}' is not writable", existing.string());
 }
 
 void install_cleanup_handlers() {

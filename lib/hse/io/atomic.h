@@ -20,6 +20,11 @@ void commit_temp(const std::string& temp_path, const std::string& final_path);
 // one-line error (exit 1) naming `path` otherwise. Call before long work.
 void check_writable(const std::string& path);
 
+// Checks that the directory `dir` exists or can be created: it is a directory, or its nearest
+// existing ancestor is a writable directory. Throws a one-line error (exit 1) naming `dir`
+// otherwise. Call before long work that ends by writing into `dir`.
+void check_output_dir(const std::string& dir);
+
 // Installs SIGINT/SIGTERM/SIGHUP handlers that remove registered temporary
 // files and then re-raise the signal.
 void install_cleanup_handlers();

@@ -105,6 +105,16 @@ void write_attr(hid_t obj, const std::string& name, const AttrValue& v) {
   }
 }
 
+// A memory string type for reading `file_type`: variable-length or `size` bytes, in the file's
+// character set (libhdf5 converts no strings between ASCII and UTF-8).
+Id str_mem_type(hid_t file_type, bool vlen, std::size_t size) {
+  Id t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t, vlen ? H5T_VARIABLE : size);
+  const H5T_cset_t cs = H5Tget_cset(file_type);
+  H5Tset_cset(t, cs == H5T_CSET_UTF8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII);
+  return t;
+}
+
 // Reads an attribute; returns false when its type is not one hse writes.
 bool read_attr(hid_t obj, const char* name, AttrValue& out) {
   Id a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
@@ -118,7 +128,7 @@ bool read_attr(hid_t obj, const char* name, AttrValue& out) {
   if (cls == H5T_STRING) {
     if (n != 1) return false;
     if (H5Tis_variable_str(type) > 0) {
-      Id mt = vlen_str_type();
+      Id mt = str_mem_type(type, true, 0);
       char* p = nullptr;
       if (H5Aread(a, mt, &p) < 0) return false;
       out = std::string(p ? p : "");
@@ -126,8 +136,7 @@ bool read_attr(hid_t obj, const char* name, AttrValue& out) {
     } else {
       const std::size_t sz = H5Tget_size(type);
       std::string s(sz, '\0');
-      Id mt(H5Tcopy(H5T_C_S1), H5Tclose);
-      H5Tset_size(mt, sz);
+      Id mt = str_mem_type(type, false, sz);
       if (H5Aread(a, mt, s.data()) < 0) return false;
       s.resize(std::strlen(s.c_str()));
       out = s;
@@ -163,17 +172,20 @@ std::vector<std::string> read_strings(hid_t file, const char* name, const std::s
   Id type(H5Dget_type(ds), H5Tclose);
   if (H5Tget_class(type) != H5T_STRING) cli::fail_input(path, "dataset {} does not hold strings", name);
   if (n == 0) return out;
+  // A count no real file holds (libhdf5 accepts huge extents that were never written).
+  if (n > (hsize_t(1) << 31)) cli::fail_input(path, "dataset {} claims {} entries", name, n);
   if (H5Tis_variable_str(type) > 0) {
     std::vector<char*> p(n, nullptr);
-    Id mt = vlen_str_type();
+    Id mt = str_mem_type(type, true, 0);
     if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0) cli::fail_input(path, "cannot read {}", name);
     for (auto* s : p) out.emplace_back(s ? s : "");
     H5Dvlen_reclaim(mt, space, H5P_DEFAULT, p.data());
   } else {
     const std::size_t sz = H5Tget_size(type);
+    if (sz == 0 || sz > (std::size_t(1) << 20) || n * sz > (std::size_t(1) << 33))
+      cli::fail_input(path, "dataset {}: {} strings of {} bytes", name, n, sz);
     std::vector<char> buf(n * sz + 1, '\0');
-    Id mt(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mt, sz);
+    Id mt = str_mem_type(type, false, sz);
     if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) cli::fail_input(path, "cannot read {}", name);
     for (hsize_t i = 0; i < n; ++i) {
       std::string s(buf.data() + i * sz, sz);
@@ -508,6 +520,9 @@ void Reader::read(const std::string& name, std::size_t index, float* out) const 
   const hsize_t row = where_[index].second;
   auto it = f.sets.find(name);
   if (it == f.sets.end()) {
+    // First read of `name` in this file: the schema checks of item_shape (rank, one item per id,
+    // the same item shape in every shard) come before any hyperslab or buffer is sized from it.
+    (void)item_shape(name);
     Id ds(H5Dopen2(f.file, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!ds.ok()) cli::fail_input(f.path, "no dataset '{}'", name);
     it = f.sets.emplace(name, std::move(ds)).first;

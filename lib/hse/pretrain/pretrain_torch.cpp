@@ -159,6 +159,7 @@ int run(const Options& o, cli::Io&) {
 
   auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
   train::install_stop_handler();
+  io::check_output_dir(o.common.output);
   torch::manual_seed(o.common.seed);
 
   // Model.

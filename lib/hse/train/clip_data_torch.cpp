@@ -14,6 +14,7 @@ ClipData::ClipData(const ClipDataOptions& opt, std::shared_ptr<const text::WordP
   const std::size_t idc = t.col("VolumeName");
   std::vector<std::size_t> cols;
   for (const auto& c : opt.text_columns) cols.push_back(t.col(c));
+  if (t.rows.empty()) cli::fail_input(opt.reports, "no report rows (a header only)");
   std::map<std::string, std::string> reports;
   for (const auto& row : t.rows) {
     std::string s;
