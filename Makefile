@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo install package clean configure fuzz
+.PHONY: all build deps test demo install package clean configure fuzz test-asan
 
 all: build
 
@@ -51,6 +51,19 @@ fuzz: .deps-stamp
 	  -DPython3_EXECUTABLE="$$(command -v $(PYTHON))"
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	FUZZ_TARGETS="$(FUZZ_TARGETS)" bash scripts/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The unit, torch and CLI tests under AddressSanitizer + UndefinedBehaviorSanitizer, in build-asan
+# (gcc, without CUDA: nvcc code is not instrumented). Leak checking is off (LibTorch and Python
+# keep allocations until exit); any other report fails the test that triggered it.
+ASAN_BUILD ?= build-asan
+test-asan: .deps-stamp
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSE_SANITIZE=ON -DHSE_CUDA=OFF \
+	  -DHSE_BUILD_BENCH=OFF -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DPython3_EXECUTABLE="$$(command -v $(PYTHON))"
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_odr_violation=0:allocator_may_return_null=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|torch|cli' $(CTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD) out
