@@ -12,58 +12,6 @@ namespace fs = std::filesystem;
 
 namespace hse::model {
 
-ClipConfig ClipConfig::from_json(const nlohmann::json& j, const std::string& source) {
-  ClipConfig c;
-  try {
-    const std::string mt = j.value("model_type", std::string("m3d_clip_stage1"));
-    c.stage = mt == "m3d_clip_stage2" ? 2 : 1;
-    if (j.contains("hse")) {
-      const auto& h = j.at("hse");
-      c.vision = Vit3dConfig::from_json(h.at("vision"), source);
-      c.text = BertConfig::from_json(h.at("text"), source);
-      c.logit_scale_form = parse_logit_scale_form(h.value("logit_scale_form", std::string("raw")));
-      c.logit_scale_init = h.value("logit_scale_init", c.logit_scale_init);
-    } else {
-      c.vision = Vit3dConfig::from_json(j, source);  // the published fields
-      if (j.contains("vocab_size")) c.text.vocab_size = j.at("vocab_size").get<std::int64_t>();
-    }
-  } catch (const nlohmann::json::exception& e) {
-    cli::fail_input(source, "malformed CLIP config: {}", e.what());
-  }
-  return c;
-}
-
-ClipConfig ClipConfig::from_file(const std::string& path) {
-  const std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(io::read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    cli::fail_input(file, "malformed JSON: {}", e.what());
-  }
-  return from_json(j, file);
-}
-
-ClipConfig ClipConfig::from_parts(const Vit3dConfig& vision, const BertConfig& text, int stage) {
-  ClipConfig c;
-  c.vision = vision;
-  c.text = text;
-  c.stage = stage;
-  return c;
-}
-
-nlohmann::json ClipConfig::to_json() const {
-  nlohmann::json j = vision.to_json();  // the published top-level fields
-  j["model_type"] = stage == 2 ? "m3d_clip_stage2" : "m3d_clip_stage1";
-  j["vocab_size"] = text.vocab_size;
-  j["max_text_len"] = 128;
-  j["hse"] = {{"vision", vision.to_json()},
-              {"text", text.to_json()},
-              {"logit_scale_form", logit_scale_form == LogitScaleForm::raw ? "raw" : "exp"},
-              {"logit_scale_init", logit_scale_init}};
-  return j;
-}
-
 ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
   if (c.stage == 2) {
     vision_encoder = std::make_shared<E2E3Impl>(c.vision);

@@ -14,28 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "hse/config/clip.h"
 #include "hse/model/bert.h"
 #include "hse/model/e2e3.h"
 #include "hse/model/losses.h"
 #include "hse/model/vit3d.h"
 
 namespace hse::model {
-
-struct ClipConfig {
-  int stage = 1;
-  Vit3dConfig vision;
-  BertConfig text;
-  LogitScaleForm logit_scale_form = LogitScaleForm::raw;
-  double logit_scale_init = 2.659260036932778;  // ln(1/0.07)
-
-  // From a checkpoint's config.json: hse's own block when present, else the published fields
-  // (text defaults: bert-base-uncased).
-  static ClipConfig from_json(const nlohmann::json& j, const std::string& source);
-  static ClipConfig from_file(const std::string& path_or_dir);
-  // A training config: {"vision": <vit3d config file or object>, "text": <BERT dir/config.json or object>, ...}.
-  static ClipConfig from_parts(const Vit3dConfig& vision, const BertConfig& text, int stage);
-  nlohmann::json to_json() const;
-};
 
 struct ClipFeatures {
   torch::Tensor image, text;  // [B, D], L2-normalised (projected CLS)

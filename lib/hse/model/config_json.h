@@ -9,6 +9,8 @@
 #include <fstream>
 #include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,21 @@
 namespace hse::model::cfg {
 
 using nlohmann::json;
+
+// Refuses a config nested deeper than `max_depth` levels (checked without recursion): copying or
+// printing a JSON value recurses once per level, and a deep enough file would overflow the stack.
+inline void check_depth(const char* what, const json& j, const std::string& source, std::size_t max_depth = 100) {
+  std::vector<std::pair<const json*, std::size_t>> todo{{&j, 1}};
+  while (!todo.empty()) {
+    const auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (depth > max_depth)
+      throw cli::Error(cli::Exit::incompatible, source,
+                       fmt::format("{} config: nested deeper than {} levels", what, max_depth));
+    if (v->is_structured())
+      for (const auto& x : *v) todo.emplace_back(&x, depth + 1);
+  }
+}
 
 inline const json* field(const json& j, std::initializer_list<const char*> names) {
   for (const char* n : names) {

@@ -6,12 +6,6 @@
 
 namespace hse::model {
 
-LogitScaleForm parse_logit_scale_form(const std::string& s) {
-  if (s == "raw") return LogitScaleForm::raw;
-  if (s == "exp") return LogitScaleForm::exp;
-  cli::fail_usage("--logit-scale: '{}' is not one of raw, exp", s);
-}
-
 SaSchedule parse_sa_schedule(const std::string& s) {
   if (s == "linear") return SaSchedule::linear;
   if (s == "const") return SaSchedule::constant;

@@ -9,12 +9,9 @@
 
 #include <torch/torch.h>
 
-namespace hse::model {
+#include "hse/config/clip.h"
 
-// How logit_scale multiplies the similarities: as published (raw multiplier, initial
-// ln(1/0.07) ≈ 2.659, not clamped) or CLIP's exp() form.
-enum class LogitScaleForm { raw, exp };
-LogitScaleForm parse_logit_scale_form(const std::string& s);  // "raw" | "exp"
+namespace hse::model {
 
 torch::Tensor effective_scale(const torch::Tensor& logit_scale, LogitScaleForm form);
 

@@ -1,0 +1,137 @@
+#include "hse/config/vit3d.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "hse/cli/cli.h"
+#include "hse/model/config_json.h"
+
+namespace hse::model {
+
+// ---- config ----------------------------------------------------------------
+
+std::int64_t Vit3dConfig::num_patches() const {
+  const auto g = grid();
+  return g[0] * g[1] * g[2];
+}
+
+std::int64_t Vit3dConfig::patch_dim() const { return patch_size[0] * patch_size[1] * patch_size[2] * in_channels; }
+
+void Vit3dConfig::validate(const std::string& source) const {
+  auto bad = [&](const std::string& m) { throw cli::Error(cli::Exit::incompatible, source, "vit3d config: " + m); };
+  if (in_channels < 1) bad(fmt::format("in_channels must be positive, got {}", in_channels));
+  for (int i = 0; i < 3; ++i) {
+    if (img_size[i] < 1 || patch_size[i] < 1)
+      bad(fmt::format("img_size [{}] and patch_size [{}] must be positive", fmt::join(img_size, ","),
+                      fmt::join(patch_size, ",")));
+    if (img_size[i] % patch_size[i] != 0)
+      bad(fmt::format("img_size [{}] is not a multiple of patch_size [{}]", fmt::join(img_size, ","),
+                      fmt::join(patch_size, ",")));
+  }
+  // num_patches() and patch_dim() multiply the sizes: int64 must hold the products.
+  const auto prod = [](const std::array<std::int64_t, 3>& a) {
+    return static_cast<double>(a[0]) * static_cast<double>(a[1]) * static_cast<double>(a[2]);
+  };
+  if (prod(img_size) > 4e18 || prod(patch_size) * static_cast<double>(in_channels) > 4e18)
+    bad(fmt::format("img_size [{}], patch_size [{}] and in_channels {} are too large", fmt::join(img_size, ","),
+                    fmt::join(patch_size, ","), in_channels));
+  if (hidden < 1 || mlp_dim < 1 || layers < 0 || heads < 1)
+    bad(fmt::format("hidden_size {}, mlp_dim {}, num_layers {}, num_heads {} must be positive", hidden, mlp_dim,
+                    layers, heads));
+  if (hidden % heads != 0) bad(fmt::format("hidden_size {} is not divisible by num_heads {}", hidden, heads));
+  if (!(dropout >= 0 && dropout <= 1)) bad(fmt::format("dropout_rate {} is not in [0,1]", dropout));
+  if (!(score_dropout >= 0 && score_dropout <= 1)) bad(fmt::format("score_dropout {} is not in [0,1]", score_dropout));
+  if (!(layer_norm_eps > 0)) bad(fmt::format("layer_norm_eps {} must be positive", layer_norm_eps));
+  if (slice_dim < 1) bad(fmt::format("slice_dim must be positive, got {}", slice_dim));
+}
+
+namespace {
+
+using nlohmann::json;
+using cfg::field;
+constexpr const char* kWhat = "vit3d";
+
+[[noreturn]] void bad_field(const std::string& src, const char* name, const json& v, const char* want) {
+  cfg::bad_field(kWhat, src, name, v, want);
+}
+void get_int(const json& j, std::initializer_list<const char*> names, std::int64_t& out, const std::string& src) {
+  cfg::get_int(kWhat, j, names, out, src);
+}
+void get_num(const json& j, std::initializer_list<const char*> names, double& out, const std::string& src) {
+  cfg::get_num(kWhat, j, names, out, src);
+}
+// MONAI's ensure_tuple_rep: one int for every dimension, or a list of 3.
+void get_triple(const json& j, const char* name, std::array<std::int64_t, 3>& out, const std::string& src) {
+  cfg::get_tuple<3>(kWhat, j, {name}, out, src);
+}
+
+}  // namespace
+
+Vit3dConfig Vit3dConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw cli::Error(cli::Exit::incompatible, source, "vit3d config: not a JSON object");
+  cfg::check_depth(kWhat, j, source);
+  // A config that holds the vision sizes in a sub-object ("vision": {...}) is read from there.
+  const json& o = (j.contains("vision") && j["vision"].is_object()) ? j["vision"] : j;
+  Vit3dConfig c;
+  get_int(o, {"in_channels", "image_channel"}, c.in_channels, source);
+  get_triple(o, "img_size", c.img_size, source);
+  if (!field(o, {"img_size"})) get_triple(o, "image_size", c.img_size, source);
+  get_triple(o, "patch_size", c.patch_size, source);
+  get_int(o, {"hidden_size", "hidden"}, c.hidden, source);
+  get_int(o, {"mlp_dim", "intermediate_size"}, c.mlp_dim, source);
+  get_int(o, {"num_layers", "layers"}, c.layers, source);
+  get_int(o, {"num_heads", "heads"}, c.heads, source);
+  get_num(o, {"dropout_rate", "dropout"}, c.dropout, source);
+  get_num(o, {"layer_norm_eps"}, c.layer_norm_eps, source);
+  get_int(o, {"slice_dim"}, c.slice_dim, source);
+  get_num(o, {"score_dropout"}, c.score_dropout, source);
+  if (const json* v = field(o, {"qkv_bias"})) {
+    if (!v->is_boolean()) bad_field(source, "qkv_bias", *v, "true or false");
+    c.qkv_bias = v->get<bool>();
+  }
+  if (const json* v = field(o, {"pos_embed", "proj_type"})) {
+    if (!v->is_string() || v->get<std::string>() != "perceptron")
+      throw cli::Error(cli::Exit::incompatible, source,
+                       fmt::format("vit3d config: only the 'perceptron' patch embedding is supported, got {}",
+                                   v->dump()));
+  }
+  if (const json* v = field(o, {"pos_embed_type"})) {
+    if (!v->is_string() || v->get<std::string>() != "learnable")
+      throw cli::Error(cli::Exit::incompatible, source,
+                       fmt::format("vit3d config: only learnable position embeddings are supported, got {}",
+                                   v->dump()));
+  }
+  if (const json* v = field(o, {"spatial_dims"})) {
+    if (!v->is_number_integer() || v->get<int>() != 3)
+      throw cli::Error(cli::Exit::incompatible, source,
+                       fmt::format("vit3d config: spatial_dims must be 3, got {}", v->dump()));
+  }
+  c.validate(source);
+  return c;
+}
+
+Vit3dConfig Vit3dConfig::from_file(const std::string& path) {
+  std::string file;
+  const json j = cfg::read_file(path, file);
+  return from_json(j, file);
+}
+
+nlohmann::json Vit3dConfig::to_json() const {
+  return json{{"in_channels", in_channels},
+              {"img_size", img_size},
+              {"patch_size", patch_size},
+              {"hidden_size", hidden},
+              {"mlp_dim", mlp_dim},
+              {"num_layers", layers},
+              {"num_heads", heads},
+              {"dropout_rate", dropout},
+              {"qkv_bias", qkv_bias},
+              {"layer_norm_eps", layer_norm_eps},
+              {"pos_embed", "perceptron"},
+              {"spatial_dims", 3},
+              {"slice_dim", slice_dim},
+              {"score_dropout", score_dropout}};
+}
+
+}  // namespace hse::model
