@@ -30,7 +30,10 @@ void sizes(const ClipConfig& c) {
   sizes(c.vision);
   sizes(c.text);
 }
-void sizes(const LoraConfig&) {}  // targets() and the patterns need module names: not fuzzed here
+void sizes(const LoraConfig& c) {  // the module names of Phi-3 that PEFT's matching sees
+  use(c.targets("model.layers.0.self_attn.qkv_proj"), c.targets("model.layers.31.mlp.down_proj"),
+      c.targets("lm_head"));
+}
 void sizes(const PackerConfig& c) {
   use(c.num_tokens(), c.num_patches(), c.window_size(), c.heads(), c.intermediate(), c.hidden());
 }

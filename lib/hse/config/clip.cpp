@@ -28,7 +28,11 @@ ClipConfig ClipConfig::from_json(const nlohmann::json& j, const std::string& sou
       const auto& h = j.at("hse");
       c.vision = Vit3dConfig::from_json(h.at("vision"), source);
       c.text = BertConfig::from_json(h.at("text"), source);
-      c.logit_scale_form = parse_logit_scale_form(h.value("logit_scale_form", std::string("raw")));
+      if (const auto* f = cfg::field(h, {"logit_scale_form"})) {
+        if (!f->is_string() || (*f != "raw" && *f != "exp"))
+          cfg::bad_field("clip", source, "logit_scale_form", *f, "\"raw\" or \"exp\"");
+        c.logit_scale_form = parse_logit_scale_form(f->get<std::string>());
+      }
       c.logit_scale_init = h.value("logit_scale_init", c.logit_scale_init);
     } else {
       c.vision = Vit3dConfig::from_json(j, source);  // the published fields

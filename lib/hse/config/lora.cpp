@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <regex>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -113,7 +114,13 @@ bool LoraConfig::targets(const std::string& name) const {
     found = std::regex_search(name, m, any);
   } else {
     for (const auto& p : layers_pattern) {
-      const std::regex re("^(?:^|.*?\\.)" + p + "\\.(\\d+)\\.");
+      std::regex re;
+      try {
+        re = std::regex("^(?:^|.*?\\.)" + p + "\\.(\\d+)\\.");
+      } catch (const std::regex_error& e) {
+        throw cli::Error(cli::Exit::incompatible, {},
+                         fmt::format("lora config: bad layers_pattern regex '{}': {}", p, e.what()));
+      }
       if (std::regex_search(name, m, re)) {
         found = true;
         break;
@@ -121,7 +128,12 @@ bool LoraConfig::targets(const std::string& name) const {
     }
   }
   if (!found) return false;
-  const std::int64_t idx = std::stoll(m[1].str());
+  std::int64_t idx = 0;
+  try {
+    idx = std::stoll(m[1].str());
+  } catch (const std::out_of_range&) {
+    return false;  // a layer number beyond int64 is in no layers_to_transform
+  }
   for (auto l : layers_to_transform)
     if (l == idx) return true;
   return false;
@@ -153,6 +165,29 @@ void LoraConfig::validate(const std::string& src) const {
   if (bias != "none")
     bad(src, fmt::format("bias '{}' is not supported (only \"none\", as HSENet)", bias));
   if (target_regex.empty() && target_modules.empty()) bad(src, "'target_modules' is empty");
+  // std::regex matches recursively: a long pattern from a downloaded adapter could exhaust the stack.
+  constexpr std::size_t kMaxPattern = 256;
+  for (const std::string* p : {&target_regex, &exclude_regex})
+    if (p->size() > kMaxPattern) bad(src, fmt::format("a module regex of {} characters (at most {})", p->size(), kMaxPattern));
+  for (const auto& p : layers_pattern)
+    if (p.size() > kMaxPattern) bad(src, fmt::format("a layers_pattern of {} characters (at most {})", p.size(), kMaxPattern));
+  // Compiled once here, so that a bad regex is refused at load, naming the file.
+  for (const auto& [what, p] : {std::pair<const char*, const std::string*>{"target_modules", &target_regex},
+                                {"exclude_modules", &exclude_regex}}) {
+    if (p->empty()) continue;
+    try {
+      (void)std::regex(*p, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      bad(src, fmt::format("{}: bad regex '{}': {}", what, *p, e.what()));
+    }
+  }
+  for (const auto& p : layers_pattern) {
+    try {
+      (void)std::regex("^(?:^|.*?\\.)" + p + "\\.(\\d+)\\.");
+    } catch (const std::regex_error& e) {
+      bad(src, fmt::format("layers_pattern: bad regex '{}': {}", p, e.what()));
+    }
+  }
   if (init_lora_weights != "true" && init_lora_weights != "false" && init_lora_weights != "gaussian")
     bad(src, fmt::format("init_lora_weights '{}' is not supported (true, false or \"gaussian\")", init_lora_weights));
 }

@@ -103,7 +103,7 @@ Vit3dConfig Vit3dConfig::from_json(const nlohmann::json& j, const std::string& s
                                    v->dump()));
   }
   if (const json* v = field(o, {"spatial_dims"})) {
-    if (!v->is_number_integer() || v->get<int>() != 3)
+    if (!v->is_number_integer() || v->get<std::int64_t>() != 3)
       throw cli::Error(cli::Exit::incompatible, source,
                        fmt::format("vit3d config: spatial_dims must be 3, got {}", v->dump()));
   }
