@@ -83,7 +83,7 @@ rm -rf "$T"/fd_*
 "$GEN" "${VIS[@]}" --model "$T/mrg_hs" --max-new-tokens 2 --tokenizer-mode fast > /dev/null 2> "$T/hs.err" \
   && grep -q "trained with the slow mode" "$T/hs.err" && ok "generate --tokenizer-mode against the adapter's: a warning" \
   || { cat "$T/hs.err"; bad "generate: tokenizer mode override warning"; }
-"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
+"$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --batch-size 3 --num-beams 2 > "$T/beam.jsonl" && check_jsonl "$T/beam.jsonl" "$NVOL" mrg \
   && ok "generate mrg: batch 3, beam search" || bad "generate beam"
 "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 4 --num-beams 2 --length-penalty -1 --early-stopping never \
   > "$T/beam_lp.jsonl" && check_jsonl "$T/beam_lp.jsonl" "$NVOL" mrg && ok "generate mrg: --length-penalty, --early-stopping" \
@@ -339,8 +339,8 @@ expect "stage-1 CLIP for the towers" 3 "stage-2" \
   "$GEN" --model "$T/mrg" --clip "$T/c1" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --max-new-tokens 2
 expect "finetune without an LLM" 2 "llm" \
   "$FT" "${VIS[@]}" --reports "$REP" -o "$T/x"
-expect "bad --dtype" 2 "dtype" \
-  "$GEN" "${VIS[@]}" --model "$T/mrg" --dtype fp8 --max-new-tokens 2
+expect "bad --precision" 2 "precision" \
+  "$GEN" "${VIS[@]}" --model "$T/mrg" --precision fp8 --max-new-tokens 2
 cp -r "$T/mrg" "$T/norec"
 $PY - "$T/norec/hse_vlm.json" <<'PYEOF'
 import json, sys

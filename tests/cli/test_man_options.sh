@@ -15,7 +15,7 @@ BIN, MAN = sys.argv[1], sys.argv[2]
 TOOLS = {"hse-preprocess": [], "hse-slice": [], "hse-embed": [], "hse-retrieve": [], "hse-pretrain": [],
          "hse-finetune": [], "hse-generate": [], "hse-eval": ["report", "vqa", "retrieval"], "hse-info": [],
          "hse-synth": []}
-OPT = re.compile(r"^ {1,4}((?:-\w,)?--[a-z0-9][a-z0-9-]*(?:,-\w)?)")
+OPT = re.compile(r"^ {1,4}(--?[a-z0-9][a-z0-9-]*(?:,--?[a-z0-9][a-z0-9-]*)*)")
 
 def help_flags(argv):
     """--flag -> its short names, from CLI11's --help."""

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include "hse/model/device.h"
 #include "hse/embed/embed.h"
 
 #include "hse/cli/compat.h"
@@ -42,7 +43,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--patch-png", o.patch_png,
                  "2E3 models: also write DIR/<volume>.png per volume, the patch scores over the middle axial slice of "
                  "each slab of patches (implies --patch-scores)");
-  app.add_option("--batch", o.batch, "items per forward pass")->default_val(4);
+  app.add_option("--batch-size,--batch", o.batch, "items per forward pass (--batch: the older name)")->default_val(4);
   app.add_option("--max-length", o.max_length, "text tokens")->default_val(512);
   app.add_option("--truncation", o.truncation,
                  "reports longer than --max-length: cut (the first tokens; default) or sentences (HSENet's "
@@ -55,13 +56,6 @@ void declare(CLI::App& app, Options& o) {
 }
 
 namespace {
-torch::Device device_of(const cli::Common& c) {
-  const int gpu = cli::parse_device(c.device);
-  if (gpu >= 0 && !torch::cuda::is_available())
-    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
-  return gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
-}
-
 std::vector<std::uint64_t> shape_of(const torch::Tensor& t) {
   std::vector<std::uint64_t> s;
   for (std::int64_t i = 1; i < t.dim(); ++i) s.push_back(static_cast<std::uint64_t>(t.size(i)));
@@ -109,11 +103,11 @@ void write_score_pngs(const std::string& dir, const model::Vit3dConfig& vc, cons
 
 int run(const Options& o, cli::Io&) {
   torch::set_num_threads(cli::resolve_threads(o.common.threads));
-  const torch::Device dev = device_of(o.common);
+  const torch::Device dev = model::torch_device(o.common.device);
   const h5::DType dt = h5::parse_dtype(o.dtype);
   const int modes = !o.volumes.empty() + !o.reports.empty() + !o.slices.empty();
   if (modes != 1) cli::fail_usage("give exactly one of --volumes, --reports, --slices");
-  if (o.batch < 1) cli::fail_usage("--batch must be positive");
+  if (o.batch < 1) cli::fail_usage("--batch-size must be positive");
   if (!o.patch_png.empty() && (o.volumes.empty() || o.tokens))
     cli::fail_usage("--patch-png goes with --volumes (and not --tokens)");
   const bool want_scores = o.patch_scores || !o.patch_png.empty();

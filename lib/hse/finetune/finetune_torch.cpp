@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "hse/model/device.h"
 #include "hse/finetune/finetune.h"
 
 #include "hse/cli/compat.h"
@@ -152,9 +153,8 @@ int run(const Options& oin, cli::Io&) {
   torch::set_num_threads(cli::resolve_threads(o.common.threads));
   // Data parallel over processes (torchrun/Slurm variables), one GPU each with --device cuda.
   const auto env = train::dist_env();
-  const int gpu = train::process_gpu(o.common.device, cli::parse_device(o.common.device), env);
-  const auto dev = vlmio::parse_device(gpu >= 0 ? fmt::format("cuda:{}", gpu) : o.common.device);
-  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
+  const torch::Device dev = model::torch_device(o.common.device, env.world_size > 1 ? env.local_rank : -1);
+  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, dev.is_cuda()));
   train::install_stop_handler();
   torch::manual_seed(o.common.seed);
   const fs::path out(o.common.output);

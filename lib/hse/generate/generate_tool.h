@@ -38,7 +38,7 @@ struct Options {
   double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
   long top_k = 50;
   int batch = 1;
-  std::string dtype = "fp32";
+  std::string precision = "fp32";  // LLM compute precision: fp32, bf16, fp16
   bool int8 = false;
 };
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "hse/model/device.h"
 #include "hse/generate/generate_tool.h"
 #include "hse/eval/vqa.h"
 #include "hse/generate/vlm_inputs.h"
@@ -83,8 +84,17 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--top-p", o.top_p, "sampling nucleus")->default_val(1.0);
   app.add_option("--top-k", o.top_k, "sampling top-k (0: off)")->default_val(50);
   app.add_option("--repetition-penalty", o.repetition_penalty, "repetition penalty (1: off)")->default_val(1.0);
-  app.add_option("--batch", o.batch, "items generated together")->default_val(1);
-  app.add_option("--dtype", o.dtype, "LLM dtype: fp32, bf16 or fp16")->default_val("fp32");
+  app.add_option("--batch-size,--batch", o.batch, "items generated together (--batch: the older name)")->default_val(1);
+  app.add_option("--precision", o.precision, "LLM compute precision: fp32, bf16 or fp16")->default_val("fp32");
+  // The older name of --precision, kept for scripts (hidden): --dtype names the stored type elsewhere.
+  app.add_option_function<std::string>(
+         "--dtype",
+         [&o](const std::string& v) {
+           cli::warn("--dtype is the older name of --precision (--dtype is the stored type in the other tools)");
+           o.precision = v;
+         },
+         "")
+      ->group("");
   app.add_flag("--int8", o.int8, "int8 weight-only LLM (LoRA merged first)");
 }
 
@@ -120,9 +130,9 @@ std::string strip(const std::string& s) {
 
 int run(const Options& o, cli::Io& io) {
   torch::set_num_threads(cli::resolve_threads(o.common.threads));
-  const auto dev = vlmio::parse_device(o.common.device);
-  const auto dtype = vlmio::parse_dtype(o.dtype);
-  if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch and --num-beams must be positive");
+  const auto dev = model::torch_device(o.common.device);
+  const auto dtype = vlmio::parse_precision(o.precision);
+  if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch-size and --num-beams must be positive");
   std::string adapter = !o.model.empty() ? o.model : o.adapter;
   if (adapter.empty()) cli::fail_usage("give --model ADAPTER_DIR (or --llm DIR --adapter DIR)");
   const bool one_question = !o.question.empty() || !o.abnormality.empty();

@@ -1,6 +1,6 @@
 // Inputs shared by hse-finetune and hse-generate: the frozen vision towers (a stage-2 CLIP with
 // both 3-D ViTs, or cached token features from hse-embed --tokens), the report and RadGenome VQA
-// CSVs, the prompt template files (share/hse/prompts), devices and dtypes.
+// CSVs, the prompt template files (share/hse/prompts), compute precision.
 #pragma once
 
 #include <cstdint>
@@ -48,10 +48,8 @@ struct VqaRow {
 };
 std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer);
 
-// torch device for --device (exit 4 when CUDA is requested and missing).
-torch::Device parse_device(const std::string& device);
-// fp32 | bf16 | fp16 (exit 2 otherwise).
-torch::Dtype parse_dtype(const std::string& dtype);
+// --precision: fp32 | bf16 | fp16 (exit 2 otherwise).
+torch::Dtype parse_precision(const std::string& precision);
 
 // The "inputs" record of an adapter (VlmConfig::inputs) from the training files: the towers'
 // directory, the volumes' recipe attributes and, from the slice features, the slices' recipe and

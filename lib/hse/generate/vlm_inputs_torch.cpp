@@ -297,18 +297,11 @@ std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer) {
   return out;
 }
 
-torch::Device parse_device(const std::string& device) {
-  const int gpu = cli::parse_device(device);
-  if (gpu >= 0 && !torch::cuda::is_available())
-    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
-  return gpu >= 0 ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu)) : torch::Device(torch::kCPU);
-}
-
-torch::Dtype parse_dtype(const std::string& d) {
+torch::Dtype parse_precision(const std::string& d) {
   if (d == "fp32" || d == "float32") return torch::kFloat32;
   if (d == "bf16" || d == "bfloat16") return torch::kBFloat16;
   if (d == "fp16" || d == "float16") return torch::kFloat16;
-  cli::fail_usage("--dtype must be fp32, bf16 or fp16 (got '{}')", d);
+  cli::fail_usage("--precision must be fp32, bf16 or fp16 (got '{}')", d);
 }
 
 VisionSource::VisionSource(const VisionOptions& o, const torch::Device& device) : device_(device) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "hse/model/device.h"
 #include "hse/eval/retrieval.h"
 #include "hse/io/atomic.h"
 #include "hse/model/checkpoint.h"
@@ -147,17 +148,13 @@ int run(const Options& o, cli::Io&) {
   const int threads = cli::resolve_threads(o.common.threads);
   torch::set_num_threads(threads);
   const auto env = train::dist_env();
-  int gpu = cli::parse_device(o.common.device);
-  if (gpu >= 0 && !torch::cuda::is_available())
-    throw cli::Error(cli::Exit::resource, "", "--device cuda: no CUDA device available");
-  gpu = train::process_gpu(o.common.device, gpu, env);
-  const torch::Device dev = gpu >= 0 ? torch::Device(torch::kCUDA, gpu) : torch::Device(torch::kCPU);
+  const torch::Device dev = model::torch_device(o.common.device, env.world_size > 1 ? env.local_rank : -1);
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
   if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
   train::check_recipe_options(o.recipe);
 
-  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, gpu >= 0));
+  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, dev.is_cuda()));
   train::install_stop_handler();
   io::check_output_dir(o.common.output);
   torch::manual_seed(o.common.seed);

@@ -23,8 +23,6 @@ namespace hse::train {
 void add_dist_backend_option(CLI::App& app, std::string& backend);
 // The backend to use: auto -> nccl on a GPU, gloo on CPU; nccl without a GPU is a usage error.
 std::string resolve_backend(const std::string& option, bool gpu);
-// One GPU per process: a plain "cuda" device in a multi-process run means GPU LOCAL_RANK.
-int process_gpu(const std::string& device_option, int parsed_gpu, const DistEnv& env);
 
 class Distributed {
  public:

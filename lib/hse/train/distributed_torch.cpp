@@ -26,10 +26,6 @@ std::string resolve_backend(const std::string& option, bool gpu) {
   return b;
 }
 
-int process_gpu(const std::string& device_option, int parsed_gpu, const DistEnv& env) {
-  return parsed_gpu >= 0 && device_option == "cuda" && env.world_size > 1 ? env.local_rank : parsed_gpu;
-}
-
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> pg;
