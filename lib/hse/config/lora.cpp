@@ -171,6 +171,20 @@ void LoraConfig::validate(const std::string& src) const {
     if (p->size() > kMaxPattern) bad(src, fmt::format("a module regex of {} characters (at most {})", p->size(), kMaxPattern));
   for (const auto& p : layers_pattern)
     if (p.size() > kMaxPattern) bad(src, fmt::format("a layers_pattern of {} characters (at most {})", p.size(), kMaxPattern));
+  // libstdc++'s regex compiler overflows a signed integer on a repetition count or back-reference
+  // of 19 digits (undefined behaviour); no module name needs more than 6.
+  auto long_number = [](const std::string& p) {
+    std::size_t run = 0;
+    for (char ch : p) {
+      run = (ch >= '0' && ch <= '9') ? run + 1 : 0;
+      if (run > 6) return true;
+    }
+    return false;
+  };
+  for (const std::string* p : {&target_regex, &exclude_regex})
+    if (long_number(*p)) bad(src, fmt::format("module regex '{}': a number of more than 6 digits", *p));
+  for (const auto& p : layers_pattern)
+    if (long_number(p)) bad(src, fmt::format("layers_pattern '{}': a number of more than 6 digits", p));
   // Compiled once here, so that a bad regex is refused at load, naming the file.
   for (const auto& [what, p] : {std::pair<const char*, const std::string*>{"target_modules", &target_regex},
                                 {"exclude_modules", &exclude_regex}}) {
