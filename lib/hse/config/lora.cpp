@@ -1,8 +1,11 @@
 #include "hse/config/lora.h"
 
 #include <cmath>
-#include <regex>
+#include <memory>
 #include <stdexcept>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -32,12 +35,58 @@ bool list_match(const std::vector<std::string>& keys, const std::string& name) {
   return false;
 }
 
-bool full_match(const std::string& pattern, const std::string& name, const std::string& what) {
-  try {
-    return std::regex_match(name, std::regex(pattern, std::regex::ECMAScript));
-  } catch (const std::regex_error& e) {
-    throw cli::Error(cli::Exit::incompatible, {}, fmt::format("lora config: bad {} regex '{}': {}", what, pattern, e.what()));
+// PEFT matches module names with Python's re. PCRE2 reads the same syntax, and its limits bound
+// the work a pathological pattern in a downloaded adapter can cause (std::regex backtracks without
+// limit, recursively, and overflows on large repetition counts). Refusals are exit 3.
+class Pattern {
+ public:
+  Pattern(const std::string& pattern, const std::string& what) : pattern_(pattern), what_(what) {
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), 0, &err, &off, nullptr));
+    if (!code_) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof msg);
+      throw cli::Error(cli::Exit::incompatible, {},
+                       fmt::format("lora config: bad {} regex '{}': {} (at offset {})", what, pattern,
+                                   reinterpret_cast<const char*>(msg), off));
+    }
   }
+  // Anchored at the start, and at the end when `whole` (re.fullmatch; else re.match). `group`
+  // receives the named group `group_name` when given.
+  bool match(const std::string& s, bool whole, const char* group_name = nullptr, std::string* group = nullptr) const {
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+        pcre2_match_data_create_from_pattern(code_.get(), nullptr), pcre2_match_data_free);
+    std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> mc(pcre2_match_context_create(nullptr),
+                                                                              pcre2_match_context_free);
+    pcre2_set_match_limit(mc.get(), 1000000);
+    pcre2_set_depth_limit(mc.get(), 10000);
+    const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0,
+                               PCRE2_ANCHORED | (whole ? PCRE2_ENDANCHORED : 0u), md.get(), mc.get());
+    if (rc == PCRE2_ERROR_NOMATCH) return false;
+    if (rc < 0)
+      throw cli::Error(cli::Exit::incompatible, {},
+                       fmt::format("lora config: {} regex '{}' is too costly to match against '{}'", what_, pattern_, s));
+    if (group_name && group) {
+      PCRE2_SIZE len = 0;
+      if (pcre2_substring_length_byname(md.get(), reinterpret_cast<PCRE2_SPTR>(group_name), &len) == 0) {
+        PCRE2_SIZE cap = len + 1;
+        std::string buf(cap, '\0');
+        pcre2_substring_copy_byname(md.get(), reinterpret_cast<PCRE2_SPTR>(group_name),
+                                    reinterpret_cast<PCRE2_UCHAR*>(buf.data()), &cap);
+        *group = buf.substr(0, cap);
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::string pattern_, what_;
+  std::unique_ptr<pcre2_code, decltype(&pcre2_code_free)> code_{nullptr, pcre2_code_free};
+};
+
+bool full_match(const std::string& pattern, const std::string& name, const std::string& what) {
+  return Pattern(pattern, what).match(name, true);
 }
 
 // PEFT's get_pattern_key: the first key K (in the map's order) such that re.match(r"(.*\.)?(K)$", name).
@@ -107,21 +156,14 @@ bool LoraConfig::targets(const std::string& name) const {
   if (!list_match(target_modules, name)) return false;
   if (layers_to_transform.empty()) return true;
   // PEFT: the first numbered component after "<pattern>." (or after any component).
-  std::smatch m;
+  std::string layer;
   bool found = false;
   if (layers_pattern.empty()) {
-    static const std::regex any(R"(^.*?\.[^.]*\.(\d+)\.)");
-    found = std::regex_search(name, m, any);
+    static const Pattern any(R"(.*?\.[^.]*\.(?<hse_layer>\d+)\.)", "layers");
+    found = any.match(name, false, "hse_layer", &layer);
   } else {
     for (const auto& p : layers_pattern) {
-      std::regex re;
-      try {
-        re = std::regex("^(?:^|.*?\\.)" + p + "\\.(\\d+)\\.");
-      } catch (const std::regex_error& e) {
-        throw cli::Error(cli::Exit::incompatible, {},
-                         fmt::format("lora config: bad layers_pattern regex '{}': {}", p, e.what()));
-      }
-      if (std::regex_search(name, m, re)) {
+      if (Pattern("(?:^|.*?\\.)" + p + "\\.(?<hse_layer>\\d+)\\.", "layers_pattern").match(name, false, "hse_layer", &layer)) {
         found = true;
         break;
       }
@@ -130,8 +172,8 @@ bool LoraConfig::targets(const std::string& name) const {
   if (!found) return false;
   std::int64_t idx = 0;
   try {
-    idx = std::stoll(m[1].str());
-  } catch (const std::out_of_range&) {
+    idx = std::stoll(layer);
+  } catch (const std::exception&) {
     return false;  // a layer number beyond int64 is in no layers_to_transform
   }
   for (auto l : layers_to_transform)
@@ -165,42 +207,21 @@ void LoraConfig::validate(const std::string& src) const {
   if (bias != "none")
     bad(src, fmt::format("bias '{}' is not supported (only \"none\", as HSENet)", bias));
   if (target_regex.empty() && target_modules.empty()) bad(src, "'target_modules' is empty");
-  // std::regex matches recursively: a long pattern from a downloaded adapter could exhaust the stack.
+  // Module names are short; so are real patterns.
   constexpr std::size_t kMaxPattern = 256;
   for (const std::string* p : {&target_regex, &exclude_regex})
     if (p->size() > kMaxPattern) bad(src, fmt::format("a module regex of {} characters (at most {})", p->size(), kMaxPattern));
   for (const auto& p : layers_pattern)
     if (p.size() > kMaxPattern) bad(src, fmt::format("a layers_pattern of {} characters (at most {})", p.size(), kMaxPattern));
-  // libstdc++'s regex compiler overflows a signed integer on a repetition count or back-reference
-  // of 19 digits (undefined behaviour); no module name needs more than 6.
-  auto long_number = [](const std::string& p) {
-    std::size_t run = 0;
-    for (char ch : p) {
-      run = (ch >= '0' && ch <= '9') ? run + 1 : 0;
-      if (run > 6) return true;
-    }
-    return false;
-  };
-  for (const std::string* p : {&target_regex, &exclude_regex})
-    if (long_number(*p)) bad(src, fmt::format("module regex '{}': a number of more than 6 digits", *p));
-  for (const auto& p : layers_pattern)
-    if (long_number(p)) bad(src, fmt::format("layers_pattern '{}': a number of more than 6 digits", p));
   // Compiled once here, so that a bad regex is refused at load, naming the file.
-  for (const auto& [what, p] : {std::pair<const char*, const std::string*>{"target_modules", &target_regex},
-                                {"exclude_modules", &exclude_regex}}) {
-    if (p->empty()) continue;
-    try {
-      (void)std::regex(*p, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      bad(src, fmt::format("{}: bad regex '{}': {}", what, *p, e.what()));
-    }
-  }
-  for (const auto& p : layers_pattern) {
-    try {
-      (void)std::regex("^(?:^|.*?\\.)" + p + "\\.(\\d+)\\.");
-    } catch (const std::regex_error& e) {
-      bad(src, fmt::format("layers_pattern: bad regex '{}': {}", p, e.what()));
-    }
+  try {
+    if (!target_regex.empty()) (void)Pattern(target_regex, "target_modules");
+    if (!exclude_regex.empty()) (void)Pattern(exclude_regex, "exclude_modules");
+    for (const auto& p : layers_pattern) (void)Pattern("(?:^|.*?\\.)" + p + "\\.(?<hse_layer>\\d+)\\.", "layers_pattern");
+    for (const auto& kv : rank_pattern) (void)Pattern("(.*\\.)?(" + kv.first + ")", "rank_pattern");
+    for (const auto& kv : alpha_pattern) (void)Pattern("(.*\\.)?(" + kv.first + ")", "alpha_pattern");
+  } catch (const cli::Error& e) {
+    throw cli::Error(cli::Exit::incompatible, src, e.what(), e.hint());
   }
   if (init_lora_weights != "true" && init_lora_weights != "false" && init_lora_weights != "gaussian")
     bad(src, fmt::format("init_lora_weights '{}' is not supported (true, false or \"gaussian\")", init_lora_weights));
