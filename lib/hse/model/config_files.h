@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
+#include "hse/io/atomic.h"
 
 namespace hse::model {
 
@@ -29,15 +30,12 @@ inline nlohmann::json read_json_input(const std::string& path, const char* defau
   }
 }
 
-// Writes text to path through path + ".tmp" and a rename; a failed write exits with a runtime error.
+// Writes text to `path` atomically (io::AtomicFile: a registered temporary name beside it, removed
+// on a signal and by --resume after a kill, then a rename); a failed write exits with a runtime error.
 inline void write_text_atomic(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) cli::fail(cli::Exit::runtime, path.string(), "cannot write");
-  }
-  std::filesystem::rename(tmp, path);
+  io::AtomicFile f(path.string(), /*binary=*/true);
+  f.stream() << text;
+  f.commit();
 }
 
 }  // namespace hse::model
