@@ -85,6 +85,13 @@ class Pattern {
   std::unique_ptr<pcre2_code, decltype(&pcre2_code_free)> code_{nullptr, pcre2_code_free};
 };
 
+// PEFT's regex for the layer number after "<layers_pattern>." (the number in the named group).
+std::string layer_regex(const std::string& layers_pattern) {
+  return "(?:^|.*?\\.)" + layers_pattern + "\\.(?<hse_layer>\\d+)\\.";
+}
+// PEFT's get_pattern_key regex for a rank_pattern/alpha_pattern key.
+std::string pattern_key_regex(const std::string& key) { return "(.*\\.)?(" + key + ")"; }
+
 bool full_match(const std::string& pattern, const std::string& name, const std::string& what) {
   return Pattern(pattern, what).match(name, true);
 }
@@ -93,7 +100,7 @@ bool full_match(const std::string& pattern, const std::string& name, const std::
 template <typename M>
 const typename M::value_type* pattern_entry(const M& patterns, const std::string& name) {
   for (const auto& kv : patterns)
-    if (full_match("(.*\\.)?(" + kv.first + ")", name, "pattern")) return &kv;
+    if (full_match(pattern_key_regex(kv.first), name, "pattern")) return &kv;
   return nullptr;
 }
 
@@ -163,7 +170,7 @@ bool LoraConfig::targets(const std::string& name) const {
     found = any.match(name, false, "hse_layer", &layer);
   } else {
     for (const auto& p : layers_pattern) {
-      if (Pattern("(?:^|.*?\\.)" + p + "\\.(?<hse_layer>\\d+)\\.", "layers_pattern").match(name, false, "hse_layer", &layer)) {
+      if (Pattern(layer_regex(p), "layers_pattern").match(name, false, "hse_layer", &layer)) {
         found = true;
         break;
       }
@@ -217,9 +224,9 @@ void LoraConfig::validate(const std::string& src) const {
   try {
     if (!target_regex.empty()) (void)Pattern(target_regex, "target_modules");
     if (!exclude_regex.empty()) (void)Pattern(exclude_regex, "exclude_modules");
-    for (const auto& p : layers_pattern) (void)Pattern("(?:^|.*?\\.)" + p + "\\.(?<hse_layer>\\d+)\\.", "layers_pattern");
-    for (const auto& kv : rank_pattern) (void)Pattern("(.*\\.)?(" + kv.first + ")", "rank_pattern");
-    for (const auto& kv : alpha_pattern) (void)Pattern("(.*\\.)?(" + kv.first + ")", "alpha_pattern");
+    for (const auto& p : layers_pattern) (void)Pattern(layer_regex(p), "layers_pattern");
+    for (const auto& kv : rank_pattern) (void)Pattern(pattern_key_regex(kv.first), "rank_pattern");
+    for (const auto& kv : alpha_pattern) (void)Pattern(pattern_key_regex(kv.first), "alpha_pattern");
   } catch (const cli::Error& e) {
     throw cli::Error(cli::Exit::incompatible, src, e.what(), e.hint());
   }
