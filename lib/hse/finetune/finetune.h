@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
-#include "hse/train/recipe.h"
+#include "hse/train/loop_options.h"
 
 namespace CLI {
 class App;
@@ -30,23 +30,12 @@ struct Options {
   std::string encoders = "both";               // both | 3d | 2e3 (Table 3)
   int lora_r = 16;
   double lora_alpha = 32.0, lora_dropout = 0.05;
-  int epochs = -1;          // -1: 6 (mrg) / 4 (vqa)
-  long max_steps = -1;
-  int batch_size = -1;      // -1: 2 (mrg) / 5 (vqa)
-  int grad_accum = 1;
-  double lr = -1;           // -1: 1e-4 (mrg) / 5e-5 (vqa)
-  double weight_decay = 0.0, warmup_ratio = 0.03, max_grad_norm = 1.0;
   int max_length = -1;      // -1: 800 (mrg) / 330 (vqa)
-  bool no_augment = false;
   bool raw_reports = false;  // mrg: train on the report text as it is (HSENet removes " ' ( ) first)
-  long save_steps = 2000;
-  int save_total_limit = 1;
-  long log_steps = 10;
-  std::string metrics;
-  bool resume = false;
   double packer_dropout = 0.1;
-  std::string dist_backend = "auto";
-  train::RecipeOptions recipe;  // --last-batch, --frozen-dropout, --bf16/--fp32
+  // The training loop's options (train/loop.h); epochs, batch size and lr below 0 take the
+  // task's default: 6, 2, 1e-4 (mrg) / 4, 5, 5e-5 (vqa).
+  train::LoopOptions loop{-1, -1, -1, 1, -1, 0.0, 0.03, 1.0, false, 2000, 1, 10, {}, false, "auto", {}};
   std::string tokenizer_mode;  // fast | slow ("": fast, or slow under --compat hsenet)
   std::string compat;          // "" | hsenet
 };

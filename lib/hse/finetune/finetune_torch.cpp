@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "hse/model/device.h"
 #include "hse/finetune/finetune.h"
 
 #include "hse/cli/compat.h"
@@ -24,13 +23,7 @@
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 #include "hse/text/wordpiece.h"
-#include "hse/train/autocast.h"
-#include "hse/train/optim.h"
-#include "hse/train/recipe.h"
-#include "hse/train/dist_env.h"
-#include "hse/train/distributed.h"
-#include "hse/train/run_state.h"
-#include "hse/train/trainer_state.h"
+#include "hse/train/loop.h"
 
 namespace fs = std::filesystem;
 
@@ -87,27 +80,16 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--lora-r", o.lora_r, "LoRA rank")->default_val(16);
   app.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->default_val(32.0);
   app.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->default_val(0.05);
-  app.add_option("--epochs", o.epochs, "epochs (default 6 mrg, 4 vqa)");
-  app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
-  app.add_option("--batch-size", o.batch_size, "items per step (default 2 mrg, 5 vqa)");
-  app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
-  app.add_option("--lr", o.lr, "peak learning rate (default 1e-4 mrg, 5e-5 vqa)");
-  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->default_val(0.0);
-  app.add_option("--warmup-ratio", o.warmup_ratio, "linear warm-up share of the steps, then cosine")->default_val(0.03);
-  app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
   app.add_option("--max-length", o.max_length, "sequence length incl. image tokens (default 800 mrg, 330 vqa)");
-  app.add_flag("--no-augment", o.no_augment, "disable HSENet's 3-D volume augmentations");
   app.add_flag("--raw-reports", o.raw_reports,
                "mrg: train on the reports as they are (by default \" ' ( ) are removed first, as HSENet's code does)");
-  app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(2000);
-  app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
-  app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
-  app.add_option("--metrics", o.metrics, "append step metrics here (TSV: step epoch loss lr grad_norm step_s samples_per_s)");
-  app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
   app.add_option("--packer-dropout", o.packer_dropout, "dropout in the packers (training only; HSENet 0.1)")
       ->default_val(0.1);
-  train::add_dist_backend_option(app, o.dist_backend);
-  train::add_recipe_options(app, o.recipe);
+  train::add_loop_options(app, o.loop,
+                          {-1, -1, -1, 0.0, 2000, "epochs (default 6 mrg, 4 vqa)", "items per step (default 2 mrg, 5 vqa)",
+                           "peak learning rate (default 1e-4 mrg, 5e-5 vqa)", "AdamW weight decay",
+                           "disable HSENet's 3-D volume augmentations",
+                           "step epoch loss lr grad_norm step_s samples_per_s"});
 }
 
 namespace {
@@ -133,12 +115,11 @@ void init_llm_weights(model::Phi3ForCausalLMImpl& llm) {
 int run(const Options& oin, cli::Io&) {
   Options o = oin;
   const bool vqa = o.task == "vqa";
-  if (o.epochs < 0) o.epochs = vqa ? 4 : 6;
-  if (o.batch_size < 0) o.batch_size = vqa ? 5 : 2;
-  if (o.lr < 0) o.lr = vqa ? 5e-5 : 1e-4;
+  if (o.loop.epochs < 0) o.loop.epochs = vqa ? 4 : 6;
+  if (o.loop.batch_size < 0) o.loop.batch_size = vqa ? 5 : 2;
+  if (o.loop.lr < 0) o.loop.lr = vqa ? 5e-5 : 1e-4;
   if (o.max_length < 0) o.max_length = vqa ? 330 : 800;
-  if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
-  train::check_recipe_options(o.recipe);
+  train::check_loop_options(o.loop);
   if (o.llm.empty() == o.init_llm.empty()) cli::fail_usage("give exactly one of --llm DIR and --init-llm CONFIG.json");
   if (!o.llm.empty() && !fs::is_directory(o.llm))
     cli::fail_input(o.llm, fs::exists(o.llm) ? "--llm is not a directory (an HF model directory: config.json, "
@@ -150,15 +131,10 @@ int run(const Options& oin, cli::Io&) {
     cli::fail_usage("--init-llm needs --train-tokenizer N or --tokenizer");
   if (vqa ? o.questions.empty() : o.reports.empty())
     cli::fail_usage(vqa ? "--task vqa needs --questions (RadGenome location CSV)" : "--task mrg needs --reports");
-  torch::set_num_threads(cli::resolve_threads(o.common.threads));
-  // Data parallel over processes (torchrun/Slurm variables), one GPU each with --device cuda.
-  const auto env = train::dist_env();
-  const torch::Device dev = model::torch_device(o.common.device, env.world_size > 1 ? env.local_rank : -1);
-  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, dev.is_cuda()));
-  train::install_stop_handler();
-  torch::manual_seed(o.common.seed);
+  const auto session = train::start_session(o.common, o.loop);
+  const torch::Device dev = session.device;
+  auto* dist = session.dist.get();
   const fs::path out(o.common.output);
-  io::check_output_dir(o.common.output);
   // An output folder this run creates is removed again when the run fails before training starts
   // (a bad LLM, tokenizer or packer setting): no half-made adapter is left behind.
   struct RemoveOnThrow {
@@ -171,11 +147,7 @@ int run(const Options& oin, cli::Io&) {
       }
     }
   } cleanup{out, !fs::exists(out) && dist->is_main()};
-  if (o.resume && dist->is_main()) train::remove_interrupted_writes(o.common.output);
-  const std::string ck_prev = train::latest_checkpoint(o.common.output);
-  if (!o.resume && !ck_prev.empty() && dist->is_main())
-    throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
-                     "--resume continues it; choose another -o to start afresh");
+  const std::string ck_prev = train::prepare_output(o.common.output, o.loop.resume, *dist);
 
   // Vision towers and data.
   vlmio::VisionSource vision({o.clip, o.volumes, o.slice_features, {}, {}}, dev);
@@ -222,7 +194,7 @@ int run(const Options& oin, cli::Io&) {
   const std::string tok_out = (out / "tokenizer.json").string();
   std::unique_ptr<text::BpeTokenizer> tok;
   int added = 0;
-  if (o.resume && !ck_prev.empty() && fs::exists(tok_out)) {
+  if (!ck_prev.empty() && fs::exists(tok_out)) {
     tok = std::make_unique<text::BpeTokenizer>(text::BpeTokenizer::from_file(tok_out));
   } else if (o.train_tokenizer > 0) {
     std::vector<std::string> texts;
@@ -332,125 +304,57 @@ int run(const Options& oin, cli::Io&) {
     cli::warn("--max-length {} exceeds the LLM's max_position_embeddings {}", o.max_length,
               vlm->llm->config.max_position_embeddings);
 
-  const std::size_t B = static_cast<std::size_t>(o.batch_size);
-  const std::size_t world = static_cast<std::size_t>(dist->world());
-  const train::EpochLayout layout{data.size(), B, dist->world(), o.grad_accum, o.recipe.keep_last()};
-  if (layout.micro_batches() < 1)
-    cli::fail_input(o.volumes.front(), "{} training items are fewer than one global batch ({} x {} processes; "
-                    "--last-batch keep trains on a smaller one)", data.size(), B, world);
-  const long steps_per_epoch = layout.steps();
-  const bool bf16 = o.recipe.use_bf16(dev.is_cuda());
-  const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
-  const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
-  train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay});
-  const auto params = opt.tensors();
-
-  long step = 0;
-  if (o.resume) {
-    if (ck_prev.empty()) {
-      cli::warn("--resume: no checkpoint in {}; starting from scratch", o.common.output);
-    } else {
-      if (save_llm) {
-        io::SafeTensorsSet w((fs::path(ck_prev) / "llm" / "model.safetensors").string());
-        model::load_state(*vlm->llm, w, "", cfg.use_lora);
-      }
-      io::SafeTensorsSet a((fs::path(ck_prev) / model::kVlmWeightsFile).string());
-      model::load_vlm_state(*vlm, a);
-      step = train::load_trainer_state(opt, ck_prev);
-      cli::info("resumed from {} at step {}", ck_prev, step);
+  // The loop's task: the causal-LM loss of the answer tokens after the packed image tokens.
+  train::LoopTask task;
+  task.name = "finetune";
+  task.banner = o.task;
+  task.banner_details = fmt::format(", {} image tokens, {} trainable tensors", n_img, trainable.size());
+  task.data_file = o.volumes.front();
+  task.items = data.size();
+  task.trainable = trainable;
+  task.micro_batch = [&](const std::vector<std::size_t>& items, long step, long epoch, std::vector<double>&) {
+    std::vector<std::size_t> vols;
+    std::vector<model::VlmExample> ex;
+    for (std::size_t item : items) {
+      const auto& e = data[item];
+      std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
+      const auto& t = templates[rng() % templates.size()];
+      const auto q = tok->encode(vqa ? vlmio::fill(t, e.abnormality) : t);
+      const auto ans = tok->encode(" " + e.answer);
+      ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
+      vols.push_back(e.volume);
     }
-  }
-  dist->broadcast(params);  // every rank starts from rank 0's weights
-
-  train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
-                            {"step", "epoch", "loss", "lr", "grad_norm", "step_s", "samples_per_s"}, o.resume,
-                            o.resume ? step : -1);
+    const auto [t1, t2] = vision.features(vols, !o.loop.no_augment, o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
+    const auto b = model::vlm_collate(ex);
+    return vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2).to(torch::kFloat32);
+  };
   // `dir` is written now and lives at `final_dir` (a checkpoint is renamed there): every path
   // the adapter records is relative to `final_dir`, so the folder can move with what it names.
   const std::string inputs_abs = vlm->config.inputs;
-  auto write_model = [&](const std::string& dir, const std::string& final_dir, bool copy_tokenizer) {
+  task.write = [&](const std::string& dir, const std::string& final_dir, bool checkpoint) {
     fs::create_directories(dir);
     vlm->config.llm = save_llm ? "llm" : vlmio::relative_to(llm->name_or_path, final_dir);
     vlm->config.inputs = vlmio::relocate_inputs(inputs_abs, dir, final_dir);
     model::save_vlm_adapter(*vlm, dir);
     if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());
-    if (copy_tokenizer)
-      fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    // The final output's tokenizer.json is already there.
+    if (checkpoint) fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
   };
-  auto save = [&](bool final) {
-    if (!dist->is_main()) return;
-    const std::string dir = (out / fmt::format("checkpoint-{}", step)).string();
-    train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
-      write_model(tmp, dir, true);
-      train::save_trainer_state(opt, tmp);
-    });
-    train::prune_checkpoints(o.common.output, o.save_total_limit);
-    if (final) write_model(o.common.output, o.common.output, false);  // its tokenizer.json is already there
-    cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
-  };
-
-  cli::info("{}: {} items, batch {}, {} steps ({} per epoch), warm-up {}, {} image tokens, {} trainable tensors",
-            o.task, data.size(), o.batch_size, total_steps, steps_per_epoch, warmup, n_img, trainable.size());
-  cleanup.armed = false;  // from here on the folder holds checkpoints worth keeping
-  vlm->train();
-  vision.set_tower_dropout(o.recipe.frozen_train_mode());
-  cli::Progress progress("finetune", static_cast<std::size_t>(total_steps),
-                         dist->is_main() ? o.common.progress : cli::ProgressMode::never);
-  progress.tick(static_cast<std::size_t>(step));
-  while (step < total_steps) {
-    const long epoch = step / steps_per_epoch;
-    const long in_epoch = step % steps_per_epoch;
-    const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
-    double loss_sum = 0;
-    const auto t_step = std::chrono::steady_clock::now();
-    opt.zero_grad();
-    const auto [gb0, n_micro] = layout.step_micro_batches(in_epoch);
-    std::size_t step_items = 0;
-    for (long a = 0; a < n_micro; ++a) {
-      std::vector<std::size_t> vols;
-      std::vector<model::VlmExample> ex;
-      for (std::size_t pos : layout.positions(gb0 + a, dist->rank())) {
-        const std::size_t item = order[pos];
-        const auto& e = data[item];
-        std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
-        const auto& t = templates[rng() % templates.size()];
-        const auto q = tok->encode(vqa ? vlmio::fill(t, e.abnormality) : t);
-        const auto ans = tok->encode(" " + e.answer);
-        ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
-        vols.push_back(e.volume);
-      }
-      const auto [t1, t2] = vision.features(vols, !o.no_augment,
-                                            o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
-      const auto b = model::vlm_collate(ex);
-      step_items += ex.size() * world;
-      torch::Tensor loss;
-      {
-        train::AutocastGuard amp(dev, bf16);
-        loss = vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2).to(torch::kFloat32);
-      }
-      (loss / static_cast<double>(n_micro)).backward();
-      loss_sum += loss.item<double>();
+  task.load = [&](const std::string& dir) {
+    if (save_llm) {
+      io::SafeTensorsSet w((fs::path(dir) / "llm" / "model.safetensors").string());
+      model::load_state(*vlm->llm, w, "", cfg.use_lora);
     }
-    dist->average_gradients(params);
-    const double gn = train::clip_grad_norm(params, o.max_grad_norm);
-    const double lr = o.lr * train::cosine_with_warmup(step, total_steps, warmup);
-    opt.step(lr);
-    ++step;
-    progress.tick();
-    auto loss_t = torch::tensor(loss_sum / static_cast<double>(n_micro) / static_cast<double>(world), torch::kFloat64);
-    dist->all_reduce_sum(loss_t);  // the mean over processes, for the log
-    const double loss = loss_t.item<double>();
-    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
-    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch, loss, lr, gn, step_s,
-                             static_cast<double>(step_items) / step_s));
-    if (o.log_steps > 0 && step % o.log_steps == 0 && dist->is_main())
-      cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
-    if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;
-  }
-  progress.finish();
-  save(true);
-  dist->barrier();
-  if (dist->is_main()) cli::summary("wrote {} ({}, {} steps)", o.common.output, o.task, total_steps);
+    io::SafeTensorsSet a((fs::path(dir) / model::kVlmWeightsFile).string());
+    model::load_vlm_state(*vlm, a);
+  };
+  task.started = [&] {
+    cleanup.armed = false;  // from here on the folder holds checkpoints worth keeping
+    vlm->train();
+    vision.set_tower_dropout(o.loop.recipe.frozen_train_mode());
+  };
+  const auto r = train::run_loop(o.loop, task, *dist, dev, o.common.output, ck_prev, o.common.seed, o.common.progress);
+  if (!r.stopped && dist->is_main()) cli::summary("wrote {} ({}, {} steps)", o.common.output, o.task, r.steps);
   return 0;
 }
 

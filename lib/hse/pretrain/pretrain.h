@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
-#include "hse/train/recipe.h"
+#include "hse/train/loop_options.h"
 
 namespace CLI {
 class App;
@@ -24,28 +24,16 @@ struct Options {
   std::string vocab;          // vocab.txt (default: <text_model dir>/vocab.txt)
   std::string init;           // CLIP checkpoint to start from (stage 2: M3D-CLIP in the published recipe)
   std::string stage1;         // stage 2: the frozen stage-1 CLIP checkpoint
-  int epochs = 50;
-  long max_steps = -1;
-  int batch_size = 3;
-  int grad_accum = 1;
-  double lr = 1e-4, weight_decay = 0.1, warmup_ratio = 0.03, max_grad_norm = 1.0;
   int max_length = 512;
   std::string sa_schedule = "linear";
   double sa_weight = 0.1;
   long sa_steps = 5000;
   std::string logit_scale = "raw";
-  bool no_augment = false;
   bool gradient_checkpointing = false;
-  train::RecipeOptions recipe;        // --last-batch, --frozen-dropout, --bf16/--fp32
-  std::string dist_backend = "auto";  // auto | gloo | nccl
+  train::LoopOptions loop;  // the training loop's options (train/loop.h)
   std::string truncation = "sentences";  // sentences (HSENet's truncate_text) | cut
-  long save_steps = 1000;
-  int save_total_limit = 1;
-  long log_steps = 10;
   long eval_steps = 0;
   int eval_items = 512;
-  std::string metrics;
-  bool resume = false;
   bool allow_partial = false;
 };
 

@@ -10,20 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "hse/model/device.h"
 #include "hse/eval/retrieval.h"
-#include "hse/io/atomic.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/clip.h"
 #include "hse/pretrain/pretrain.h"
 #include "hse/model/config_check.h"
 #include "hse/train/clip_data.h"
-#include "hse/train/distributed.h"
+#include "hse/train/loop.h"
 #include "hse/train/optim.h"
-#include "hse/train/autocast.h"
-#include "hse/train/recipe.h"
-#include "hse/train/run_state.h"
-#include "hse/train/trainer_state.h"
 
 namespace fs = std::filesystem;
 
@@ -46,14 +40,6 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the --text-model directory's)");
   app.add_option("--init", o.init, "CLIP checkpoint to initialise from (matching keys; stage 2: M3D-CLIP as published)");
   app.add_option("--stage1", o.stage1, "stage 2: the frozen stage-1 CLIP checkpoint (required)");
-  app.add_option("--epochs", o.epochs, "epochs")->default_val(50);
-  app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
-  app.add_option("--batch-size", o.batch_size, "volumes per process per step")->default_val(3);
-  app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
-  app.add_option("--lr", o.lr, "peak learning rate")->default_val(1e-4);
-  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases and norms)")->default_val(0.1);
-  app.add_option("--warmup-ratio", o.warmup_ratio, "linear warm-up share of the steps, then cosine")->default_val(0.03);
-  app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
   app.add_option("--max-length", o.max_length, "text tokens (HSENet: 512)")->default_val(512);
   app.add_option("--sa-weight-schedule", o.sa_schedule,
                  "L_SA weight: linear (published code: w0 (1 - t/steps), then 0) or const (paper)")
@@ -64,9 +50,11 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--logit-scale", o.logit_scale, "logit_scale form: raw (published multiplier) or exp (CLIP)")
       ->default_val("raw")
       ->check(CLI::IsMember({"raw", "exp"}));
-  app.add_flag("--no-augment", o.no_augment, "disable HSENet's training augmentations");
-  train::add_dist_backend_option(app, o.dist_backend);
-  train::add_recipe_options(app, o.recipe);
+  train::add_loop_options(
+      app, o.loop,
+      {50, 3, 1e-4, 0.1, 1000, "epochs", "volumes per process per step", "peak learning rate",
+       "AdamW weight decay (not on biases and norms)", "disable HSENet's training augmentations",
+       "step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s"});
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
                "memory, one more forward per step)");
@@ -75,17 +63,12 @@ void declare(CLI::App& app, Options& o) {
                  "others within the token budget, seeded) or cut (the first tokens)")
       ->default_val("sentences")
       ->check(CLI::IsMember({"sentences", "cut"}));
-  app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)")->default_val(1000);
-  app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
-  app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
   app.add_option("--val-volumes", o.val_volumes, "validation volumes for periodic R@K");
   app.add_option("--val-reports", o.val_reports, "validation reports CSV");
   app.add_option("--val-slice-features", o.val_slice_features, "stage 2: validation slice features");
   app.add_option("--eval-steps", o.eval_steps, "validate every N steps (0: only at the end when --val-volumes)")
       ->default_val(0);
   app.add_option("--eval-items", o.eval_items, "validation items used (HSENet: the first 512)")->default_val(512);
-  app.add_option("--metrics", o.metrics, "append step metrics here (TSV: step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s)");
-  app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
   app.add_flag("--allow-partial", o.allow_partial, "load checkpoints whose keys do not all match");
 }
 
@@ -145,19 +128,12 @@ std::string validation_line(const std::vector<std::pair<std::string, double>>& m
 }  // namespace
 
 int run(const Options& o, cli::Io&) {
-  const int threads = cli::resolve_threads(o.common.threads);
-  torch::set_num_threads(threads);
-  const auto env = train::dist_env();
-  const torch::Device dev = model::torch_device(o.common.device, env.world_size > 1 ? env.local_rank : -1);
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
-  if (o.batch_size < 1 || o.grad_accum < 1) cli::fail_usage("--batch-size and --grad-accum must be positive");
-  train::check_recipe_options(o.recipe);
-
-  auto dist = train::Distributed::init(env, train::resolve_backend(o.dist_backend, dev.is_cuda()));
-  train::install_stop_handler();
-  io::check_output_dir(o.common.output);
-  torch::manual_seed(o.common.seed);
+  train::check_loop_options(o.loop);
+  const auto session = train::start_session(o.common, o.loop);
+  const torch::Device dev = session.device;
+  auto& dist = *session.dist;
 
   // Model.
   model::ClipConfig cfg;
@@ -197,7 +173,7 @@ int run(const Options& o, cli::Io&) {
   // unless --frozen-dropout off.
   auto train_modes = [&] {
     m->train();
-    if (m->stage1()) m->stage1()->train(o.recipe.frozen_train_mode());
+    if (m->stage1()) m->stage1()->train(o.loop.recipe.frozen_train_mode());
   };
   train_modes();
 
@@ -224,7 +200,7 @@ int run(const Options& o, cli::Io&) {
     val = std::make_unique<train::ClipData>(vopt, tok);
   }
   auto validation = [&] {
-    auto line = validation_line(validate(m, *val, o.eval_items, o.batch_size, dev),
+    auto line = validation_line(validate(m, *val, o.eval_items, o.loop.batch_size, dev),
                                 std::min<std::size_t>(val->size(), static_cast<std::size_t>(o.eval_items)));
     train_modes();
     return line;
@@ -233,133 +209,68 @@ int run(const Options& o, cli::Io&) {
     m->vision_encoder->gradient_checkpointing = true;
     m->language_encoder->gradient_checkpointing = true;
   }
-  const std::size_t global_batch = static_cast<std::size_t>(o.batch_size) * static_cast<std::size_t>(dist->world());
-  const train::EpochLayout layout{data.size(), static_cast<std::size_t>(o.batch_size), dist->world(), o.grad_accum,
-                                  o.recipe.keep_last()};
-  if (layout.micro_batches() < 1)
-    cli::fail_input(o.volumes.front(), "{} training pairs are fewer than one global batch ({}; --last-batch keep "
-                    "trains on a smaller one)", data.size(), global_batch);
-  const long steps_per_epoch = layout.steps();
-  const bool bf16 = o.recipe.use_bf16(dev.is_cuda());
-  const long total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
-  const long warmup = train::warmup_steps_for(total_steps, o.warmup_ratio);
+  const std::string resume_from = train::prepare_output(o.common.output, o.loop.resume, dist);
 
-  // Optimiser.
-  std::vector<std::string> nd;
-  const auto trainable = m->trainable();
-  for (const auto& [name, p] : trainable)
-    if (train::no_weight_decay(name)) nd.push_back(name);
-  train::AdamW opt(trainable, train::AdamWOptions{o.lr, 0.9, 0.999, 1e-8, o.weight_decay}, nd);
-  std::vector<torch::Tensor> params = opt.tensors();
-
-  long step = 0;
-  if (o.resume) {
-    if (dist->is_main()) train::remove_interrupted_writes(o.common.output);
-    dist->barrier();
-    const std::string ck = train::latest_checkpoint(o.common.output);
-    if (ck.empty()) {
-      cli::warn("--resume: no checkpoint in {}; starting from scratch", o.common.output);
-    } else {
-      io::SafeTensorsSet w((fs::path(ck) / "model.safetensors").string());
-      model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});
-      step = train::load_trainer_state(opt, ck);
-      cli::info("resumed from {} at step {}", ck, step);
-    }
-  } else if (dist->is_main() && !train::latest_checkpoint(o.common.output).empty()) {
-    throw cli::Error(cli::Exit::usage, o.common.output, "holds checkpoints from an earlier run",
-                     "--resume continues it; choose another -o to start afresh");
-  }
-  dist->broadcast(params);
-
-  train::MetricsTsv metrics(dist->is_main() ? o.metrics : std::string(),
-                            {"step", "epoch", "loss", "clip_loss", "sa_loss", "sa_weight", "lr", "grad_norm",
-                             "logit_scale", "step_s", "samples_per_s"},
-                            o.resume, o.resume ? step : -1);
-  auto save = [&](bool final) {
-    if (!dist->is_main()) return;
-    const std::string dir = (fs::path(o.common.output) / fmt::format("checkpoint-{}", step)).string();
-    train::write_checkpoint_dir(dir, [&](const std::string& tmp) {
-      model::save_clip(m, tmp, vocab);
-      train::save_trainer_state(opt, tmp);
-    });
-    train::prune_checkpoints(o.common.output, o.save_total_limit);
-    if (final) model::save_clip(m, o.common.output, vocab);
-    cli::info("saved {}{}", dir, final ? fmt::format(" and {}", o.common.output) : std::string());
-  };
-
-  cli::info("stage {}: {} pairs, {} process{} x batch {}, {} steps ({} per epoch), warm-up {}", o.stage, data.size(),
-            dist->world(), dist->world() == 1 ? "" : "es", o.batch_size, total_steps, steps_per_epoch, warmup);
-  cli::Progress progress("pretrain", static_cast<std::size_t>(total_steps), o.common.progress);
-  progress.tick(static_cast<std::size_t>(step));
+  // The loop's task: InfoNCE over the gathered features (+ w(t) L_SA against the frozen stage 1).
+  train::LoopTask task;
+  task.name = "pretrain";
+  task.banner = fmt::format("stage {}", o.stage);
+  task.items_noun = "pairs";
+  task.data_file = o.volumes.front();
+  task.items = data.size();
+  task.trainable = m->trainable();
+  for (const auto& [name, p] : task.trainable)
+    if (train::no_weight_decay(name)) task.no_decay.push_back(name);
   const auto sa_sched = model::parse_sa_schedule(o.sa_schedule);
-  while (step < total_steps) {
-    const long epoch = step / steps_per_epoch;
-    const long in_epoch = step % steps_per_epoch;
-    const auto order = train::epoch_order(data.size(), o.common.seed, epoch);
-    double loss_sum = 0, cl_sum = 0, sa_sum = 0;
-    const double w_sa = o.stage == 2 ? model::sa_weight(step, sa_sched, o.sa_weight, o.sa_steps) : 0.0;
-    const auto t_step = std::chrono::steady_clock::now();
-    opt.zero_grad();
-    const auto [gb0, n_micro] = layout.step_micro_batches(in_epoch);
-    std::size_t step_items = 0;
-    for (long a = 0; a < n_micro; ++a) {
-      std::vector<std::size_t> items;
-      for (std::size_t p : layout.positions(gb0 + a, dist->rank())) items.push_back(order[p]);
-      step_items += items.size() * static_cast<std::size_t>(dist->world());
-      auto b = data.batch(items, !o.no_augment, o.common.seed, epoch);
-      const auto vols = b.volumes.to(dev);
-      const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
-      torch::Tensor cl, loss;
+  double w_sa = 0;
+  task.begin_step = [&](long step) {
+    w_sa = o.stage == 2 ? model::sa_weight(step, sa_sched, o.sa_weight, o.sa_steps) : 0.0;
+  };
+  task.loss_parts = {"clip_loss", "sa_loss"};
+  task.schedule_columns = {"sa_weight"};
+  task.schedule_values = [&] { return std::vector<double>{w_sa}; };
+  task.state_columns = {"logit_scale"};
+  task.state_values = [&] { return std::vector<double>{m->logit_scale.item<double>()}; };
+  task.micro_batch = [&](const std::vector<std::size_t>& items, long, long epoch, std::vector<double>& parts) {
+    auto b = data.batch(items, !o.loop.no_augment, o.common.seed, epoch);
+    const auto vols = b.volumes.to(dev);
+    const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
+    // Features in float32 for the gather and the logits (autocast's policy for the loss).
+    const auto img = dist.all_gather(m->encode_image(vols, sl).to(torch::kFloat32));
+    const auto txt = dist.all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
+    const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
+    const auto cl = model::clip_loss(logits);
+    torch::Tensor loss = cl;
+    if (o.stage == 2) {
+      torch::Tensor i1, t1;
       {
-        train::AutocastGuard amp(dev, bf16);
-        // Features in float32 for the gather and the logits (autocast's policy for the loss).
-        const auto img = dist->all_gather(m->encode_image(vols, sl).to(torch::kFloat32));
-        const auto txt =
-            dist->all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
-        const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
-        cl = model::clip_loss(logits);
-        loss = cl;
-        if (o.stage == 2) {
-          torch::Tensor i1, t1;
-          {
-            torch::NoGradGuard ng;
-            i1 = dist->all_gather(m->stage1()->encode_image(vols).to(torch::kFloat32));
-            t1 = dist->all_gather(
-                m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
-          }
-          // The frozen stage-1 logits use the stage-2 logit_scale (published code).
-          const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);
-          const auto sa = model::sa_loss(l1, logits);
-          sa_sum += sa.item<double>();
-          loss = cl + w_sa * sa;
-        }
+        torch::NoGradGuard ng;
+        i1 = dist.all_gather(m->stage1()->encode_image(vols).to(torch::kFloat32));
+        t1 = dist.all_gather(m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
       }
-      (loss / static_cast<double>(n_micro)).backward();
-      loss_sum += loss.item<double>();
-      cl_sum += cl.item<double>();
+      // The frozen stage-1 logits use the stage-2 logit_scale (published code).
+      const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);
+      const auto sa = model::sa_loss(l1, logits);
+      parts[1] = sa.item<double>();
+      loss = cl + w_sa * sa;
     }
-    dist->average_gradients(params);
-    const double gn = train::clip_grad_norm(params, o.max_grad_norm);
-    const double lr = o.lr * train::cosine_with_warmup(step, total_steps, warmup);
-    opt.step(lr);
-    ++step;
-    progress.tick();
-    const double n = static_cast<double>(n_micro);
-    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
-    metrics.line(fmt::format("{}\t{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.4f}\t{:.3e}\t{:.4f}\t{:.4f}\t{:.4f}\t{:.2f}", step, epoch,
-                             loss_sum / n, cl_sum / n, sa_sum / n, w_sa, lr, gn, m->logit_scale.item<double>(), step_s,
-                             static_cast<double>(step_items) / step_s));
-    if (o.log_steps > 0 && step % o.log_steps == 0)
-      cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss_sum / n, lr);
-    if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist->is_main())
+    parts[0] = cl.item<double>();
+    return loss;
+  };
+  task.write = [&](const std::string& dir, const std::string&, bool) { model::save_clip(m, dir, vocab); };
+  task.load = [&](const std::string& dir) {
+    io::SafeTensorsSet w((fs::path(dir) / "model.safetensors").string());
+    model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});
+  };
+  task.after_step = [&](long step) {
+    if (val && o.eval_steps > 0 && step % o.eval_steps == 0 && dist.is_main())
       cli::info("step {} validation:{}", step, validation());
-    if (train::end_of_step(step, total_steps, o.save_steps, save, [&] { dist->barrier(); })) return 0;
-  }
-  progress.finish();
-  save(true);
-  if (val && dist->is_main()) cli::info("final validation:{}", validation());
-  dist->barrier();
-  if (dist->is_main()) cli::summary("wrote {} (stage {}, {} steps)", o.common.output, o.stage, total_steps);
+  };
+  task.finished = [&] {
+    if (val && dist.is_main()) cli::info("final validation:{}", validation());
+  };
+  const auto r = train::run_loop(o.loop, task, dist, dev, o.common.output, resume_from, o.common.seed, o.common.progress);
+  if (!r.stopped && dist.is_main()) cli::summary("wrote {} (stage {}, {} steps)", o.common.output, o.stage, r.steps);
   return 0;
 }
 
