@@ -4,6 +4,8 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
+
+#include "hse/cli/flags.h"
 #include <torch/torch.h>
 
 #include "hse/model/device.h"
@@ -26,11 +28,11 @@ namespace hse::embed {
 void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind embeddings, or slice_features with --slices)");
-  app.add_option("--model", o.model, "CLIP checkpoint directory (with --slices: the 2-D encoder's safetensors)");
-  app.add_option("--volumes", o.volumes, "volumes to embed (HDF5 kind volumes)");
-  app.add_option("--slice-features", o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
-  app.add_option("--reports", o.reports, "embed the reports of this CSV (VolumeName + text columns) instead");
-  cli::add_list(app, "--text-columns", o.text_columns, 0, "report columns joined as the text", "COL[,COL...]");
+  cli::flags::model(app, o.model, "CLIP checkpoint directory (with --slices: the 2-D encoder's safetensors)");
+  cli::flags::volumes(app, o.volumes, "volumes to embed (HDF5 kind volumes)");
+  cli::flags::slice_features(app, o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
+  cli::flags::reports(app, o.reports, "embed the reports of this CSV (VolumeName + text columns) instead");
+  cli::flags::text_columns(app, o.text_columns);
   app.add_option("--slices", o.slices, "embed 2-D slices (HDF5 kind slices) with the 2-D encoder (BiomedCLIP trunk)");
   app.add_option("--vit2d-config", o.vit2d_config, "with --slices: the 2-D encoder's config (vit2d JSON)");
   app.add_option("--random-init", o.random_init,
@@ -43,16 +45,15 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--patch-png", o.patch_png,
                  "2E3 models: also write DIR/<volume>.png per volume, the patch scores over the middle axial slice of "
                  "each slab of patches (implies --patch-scores)");
-  app.add_option("--batch-size,--batch", o.batch, "items per forward pass (--batch: the older name)")->default_val(4);
-  app.add_option("--max-length", o.max_length, "text tokens")->default_val(512);
-  app.add_option("--truncation", o.truncation,
+  cli::flags::batch_size(app, o.batch, "items per forward pass", true)->default_val(4);
+  cli::flags::max_length(app, o.max_length, "text tokens")->default_val(512);
+  cli::flags::truncation(app, o.truncation,
                  "reports longer than --max-length: cut (the first tokens; default) or sentences (HSENet's "
                  "truncate_text: the first sentence and random others, one random stream seeded 42 over the reports "
                  "in order, as its retrieval scripts)")
-      ->default_val("cut")
-      ->check(CLI::IsMember({"cut", "sentences"}));
+      ->default_val("cut");
   cli::add_compat_option(app, o.compat, "--truncation sentences, as HSENet's retrieval scripts encode reports");
-  app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+  cli::flags::storage_dtype(app, o.dtype);
 }
 
 namespace {

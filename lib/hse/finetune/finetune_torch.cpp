@@ -8,6 +8,8 @@
 #include <random>
 
 #include <CLI/CLI.hpp>
+
+#include "hse/cli/flags.h"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -33,24 +35,22 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common,
                   cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kSeed | cli::kVerbosity | cli::kProgress,
                   "output adapter directory (hse_vlm.json, adapter.safetensors, tokenizer.json[, llm/]; checkpoint-N/ inside)");
-  app.add_option("--task", o.task, "mrg (reports) or vqa (RadGenome location questions)")
-      ->default_val("mrg")
-      ->check(CLI::IsMember({"mrg", "vqa"}));
-  app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes)")->required();
-  app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)")->required();
-  app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs, frozen)")->required();
-  app.add_option("--reports", o.reports, "mrg: reports CSV (VolumeName and --report-column)");
+  cli::flags::task(app, o.task, "mrg (reports) or vqa (RadGenome location questions)");
+  cli::flags::volumes(app, o.volumes, "training volumes (HDF5 kind volumes)")->required();
+  cli::flags::slice_features(app, o.slice_features, "2-D slice features (HDF5 kind slice_features)")->required();
+  cli::flags::clip(app, o.clip, "stage-2 CLIP directory (both 3-D ViTs, frozen)")->required();
+  cli::flags::reports(app, o.reports, "mrg: reports CSV (VolumeName and --report-column)");
   vlmio::add_report_column_option(app, o.report_column);
-  app.add_option("--questions", o.questions, "vqa: RadGenome location CSV (VolumeName, Abnormality, Anatomy)");
-  app.add_option("--prompts", o.prompts,
+  cli::flags::questions(app, o.questions, "vqa: RadGenome location CSV (VolumeName, Abnormality, Anatomy)");
+  cli::flags::prompts(app, o.prompts,
                  "prompt templates (default share/hse/prompts/caption.txt for mrg, location.txt for vqa)");
-  app.add_option("--llm", o.llm, "Phi-3 LLM directory (HF layout) to fine-tune");
+  cli::flags::llm(app, o.llm, "Phi-3 LLM directory (HF layout) to fine-tune");
   app.add_option("--init-llm", o.init_llm, "a Phi-3 config.json: start a tiny LLM from random init instead of --llm");
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the --llm directory's)");
-  app.add_option("--tokenizer-mode", o.tokenizer_mode,
-                 "fast (tokenizer.json as the tokenizers library reads it; default) or slow (transformers' slow "
-                 "GPT-2 classes, as HSENet loads Phi-4-mini with use_fast=False); recorded in the adapter")
-      ->check(CLI::IsMember({"fast", "slow"}));
+  cli::flags::tokenizer(app, o.tokenizer, "tokenizer.json (default: the --llm directory's)");
+  cli::flags::tokenizer_mode(app, o.tokenizer_mode,
+                             "fast (tokenizer.json as the tokenizers library reads it; default) or slow "
+                             "(transformers' slow GPT-2 classes, as HSENet loads Phi-4-mini with use_fast=False); "
+                             "recorded in the adapter");
   cli::add_compat_option(app, o.compat,
                          "--tokenizer-mode slow, and hsenet_qformer's self-attention across the batch axis (see the "
                          "man page's table)");
@@ -80,7 +80,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--lora-r", o.lora_r, "LoRA rank")->default_val(16);
   app.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->default_val(32.0);
   app.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->default_val(0.05);
-  app.add_option("--max-length", o.max_length, "sequence length incl. image tokens (default 800 mrg, 330 vqa)");
+  cli::flags::max_length(app, o.max_length, "sequence length incl. image tokens (default 800 mrg, 330 vqa)");
   app.add_flag("--raw-reports", o.raw_reports,
                "mrg: train on the reports as they are (by default \" ' ( ) are removed first, as HSENet's code does)");
   app.add_option("--packer-dropout", o.packer_dropout, "dropout in the packers (training only; HSENet 0.1)")

@@ -6,6 +6,8 @@
 #include <set>
 
 #include <CLI/CLI.hpp>
+
+#include "hse/cli/flags.h"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -24,12 +26,12 @@ namespace hse::generate {
 void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common,
                   cli::kDevice | cli::kThreads | cli::kSeed | cli::kShard | cli::kVerbosity | cli::kProgress);
-  app.add_option("--model", o.model, "hse VLM adapter directory (hse-finetune output: hse_vlm.json + adapter.safetensors)");
+  cli::flags::model(app, o.model, "hse VLM adapter directory (hse-finetune output: hse_vlm.json + adapter.safetensors)");
   app.add_option("--adapter", o.adapter, "the same as --model (with --llm)");
-  app.add_option("--llm", o.llm, "Phi-3 LLM directory (default: the adapter's, relative paths from the adapter directory)");
-  app.add_option("--clip", o.clip, "stage-2 CLIP directory (both 3-D ViTs) for --volumes");
-  app.add_option("--volumes", o.volumes, "volumes (HDF5 kind volumes)");
-  app.add_option("--slice-features", o.slice_features, "2-D slice features (HDF5 kind slice_features)");
+  cli::flags::llm(app, o.llm, "Phi-3 LLM directory (default: the adapter's, relative paths from the adapter directory)");
+  cli::flags::clip(app, o.clip, "stage-2 CLIP directory (both 3-D ViTs) for --volumes");
+  cli::flags::volumes(app, o.volumes, "volumes (HDF5 kind volumes)");
+  cli::flags::slice_features(app, o.slice_features, "2-D slice features (HDF5 kind slice_features)");
   image::add_ct_input_options(app, o.ct);
   image::add_batch_options(app, o.batch_options);
   app.add_option("--slice-encoder", o.slice_encoder,
@@ -38,19 +40,17 @@ void declare(CLI::App& app, Options& o) {
                  "CT inputs: the slice encoder's vit2d config JSON (default: the adapter's copy)");
   app.add_option("--tokens1", o.tokens1, "cached stage-1 ViT token features (hse-embed --tokens) instead of --clip/--volumes");
   app.add_option("--tokens2", o.tokens2, "cached stage-2 (2E3) token features (hse-embed --tokens)");
-  app.add_option("--task", o.task, "mrg (report generation) or vqa (location questions)")
-      ->default_val("mrg")
-      ->check(CLI::IsMember({"mrg", "vqa"}));
-  app.add_option("--questions", o.questions,
+  cli::flags::task(app, o.task, "mrg (report generation) or vqa (location questions)");
+  cli::flags::questions(app, o.questions,
                  "vqa: CSV (VolumeName, question or abnormality, answer or anatomy as reference; implies --task "
                  "vqa); - or absent with --task vqa: stdin");
   app.add_option("--question", o.question, "vqa: ask this question about every volume (implies --task vqa)");
   app.add_option("--abnormality", o.abnormality,
                  "vqa: ask where this abnormality is in every volume, with the first location template (implies "
                  "--task vqa)");
-  app.add_option("--reports", o.reports, "mrg: reports CSV whose --report-column becomes the reference");
+  cli::flags::reports(app, o.reports, "mrg: reports CSV whose --report-column becomes the reference");
   vlmio::add_report_column_option(app, o.report_column);
-  app.add_option("--prompts", o.prompts,
+  cli::flags::prompts(app, o.prompts,
                  "prompt templates: vqa, location templates with {abnormality} (default "
                  "share/hse/prompts/location.txt); mrg, report prompts (default: HSENet's one evaluation prompt)");
   app.add_option("--prompt-choice", o.prompt_choice,
@@ -59,11 +59,10 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("random")
       ->check(CLI::IsMember({"random", "first"}))
       ->type_name("random|first");
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
-  app.add_option("--tokenizer-mode", o.tokenizer_mode,
+  cli::flags::tokenizer(app, o.tokenizer, "tokenizer.json (default: the adapter's, else the LLM's)");
+  cli::flags::tokenizer_mode(app, o.tokenizer_mode,
                  "fast or slow (transformers' slow GPT-2 classes, HSENet's use_fast=False); default: as the adapter "
-                 "was trained (hse_vlm.json tokenizer_mode)")
-      ->check(CLI::IsMember({"fast", "slow"}));
+                 "was trained (hse_vlm.json tokenizer_mode)");
   app.add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate (default 512 mrg, 74 vqa)");
   app.add_option("--num-beams", o.num_beams, "beam search width (1: greedy)")->default_val(1);
   app.add_option("--length-penalty", o.length_penalty,
@@ -84,7 +83,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--top-p", o.top_p, "sampling nucleus")->default_val(1.0);
   app.add_option("--top-k", o.top_k, "sampling top-k (0: off)")->default_val(50);
   app.add_option("--repetition-penalty", o.repetition_penalty, "repetition penalty (1: off)")->default_val(1.0);
-  app.add_option("--batch-size,--batch", o.batch, "items generated together (--batch: the older name)")->default_val(1);
+  cli::flags::batch_size(app, o.batch, "items generated together", true)->default_val(1);
   app.add_option("--precision", o.precision, "LLM compute precision: fp32, bf16 or fp16")->default_val("fp32");
   // The older name of --precision, kept for scripts (hidden): --dtype names the stored type elsewhere.
   app.add_option_function<std::string>(

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hse/cli/flags.h"
+
 #include "hse/cli/compat.h"
 #include "hse/image/ct_batch.h"
 #include "hse/io/atomic.h"
@@ -15,12 +17,12 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind volumes)");
   image::add_ct_input_options(app, o.input);
-  cli::add_list(app, "--window", o.window, "HU window: values are clamped to it", "LO,HI");
-  cli::add_list(app, "--spacing", o.spacing, "target spacing in mm", "Z,XY");
+  cli::flags::hu_window(app, o.window, "HU window: values are clamped to it");
+  cli::flags::spacing(app, o.spacing);
   cli::add_list(app, "--size", o.size, "output size (0 keeps that axis's size)", "D,H,W");
   app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
-  app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
-  app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+  cli::flags::no_resample(app, o.no_resample);
+  cli::flags::storage_dtype(app, o.dtype);
   cli::add_compat_option(app, o.compat,
                          "a known slope and intercept (--metadata, --rescale-slope/--rescale-intercept) applied to "
                          "every file, CT-RATE v2's HU files included, and XYSpacing's first value for both in-plane "

@@ -7,6 +7,8 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
+
+#include "hse/cli/flags.h"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -30,17 +32,17 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--stage", o.stage, "1: 3-D ViT + BERT; 2: the 2E3 encoder with L_SA against a frozen stage 1")
       ->default_val(1)
       ->check(CLI::IsMember({1, 2}));
-  app.add_option("--volumes", o.volumes, "training volumes (HDF5 kind volumes; shards in order)")->required();
-  app.add_option("--reports", o.reports, "CT-RATE reports CSV (VolumeName + text columns)")->required();
-  cli::add_list(app, "--text-columns", o.text_columns, 0, "report columns joined as the text", "COL[,COL...]");
-  app.add_option("--slice-features", o.slice_features, "stage 2: slice features (HDF5 kind slice_features)");
+  cli::flags::volumes(app, o.volumes, "training volumes (HDF5 kind volumes; shards in order)")->required();
+  cli::flags::reports(app, o.reports, "CT-RATE reports CSV (VolumeName + text columns)")->required();
+  cli::flags::text_columns(app, o.text_columns);
+  cli::flags::slice_features(app, o.slice_features, "stage 2: slice features (HDF5 kind slice_features)");
   app.add_option("--vision-config", o.vision_config, "3-D ViT config JSON (share/hse/configs/vit3d-*.json)");
   app.add_option("--text-model", o.text_model,
                  "BERT: an HF model directory (its weights initialise the text tower) or a config.json (random init)");
   app.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the --text-model directory's)");
   app.add_option("--init", o.init, "CLIP checkpoint to initialise from (matching keys; stage 2: M3D-CLIP as published)");
   app.add_option("--stage1", o.stage1, "stage 2: the frozen stage-1 CLIP checkpoint (required)");
-  app.add_option("--max-length", o.max_length, "text tokens (HSENet: 512)")->default_val(512);
+  cli::flags::max_length(app, o.max_length, "text tokens (HSENet: 512)")->default_val(512);
   app.add_option("--sa-weight-schedule", o.sa_schedule,
                  "L_SA weight: linear (published code: w0 (1 - t/steps), then 0) or const (paper)")
       ->default_val("linear")
@@ -58,11 +60,10 @@ void declare(CLI::App& app, Options& o) {
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
                "memory, one more forward per step)");
-  app.add_option("--truncation", o.truncation,
+  cli::flags::truncation(app, o.truncation,
                  "reports longer than --max-length: sentences (HSENet's truncate_text: the first sentence and random "
                  "others within the token budget, seeded) or cut (the first tokens)")
-      ->default_val("sentences")
-      ->check(CLI::IsMember({"sentences", "cut"}));
+      ->default_val("sentences");
   app.add_option("--val-volumes", o.val_volumes, "validation volumes for periodic R@K");
   app.add_option("--val-reports", o.val_reports, "validation reports CSV");
   app.add_option("--val-slice-features", o.val_slice_features, "stage 2: validation slice features");

@@ -2,6 +2,8 @@
 #include <istream>
 
 #include <CLI/CLI.hpp>
+
+#include "hse/cli/flags.h"
 #include <torch/torch.h>
 
 #include "hse/io/h5.h"
@@ -17,7 +19,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--queries", o.queries, "query embeddings (HDF5 kind embeddings: reports or volumes)");
   app.add_option("--items", o.items, "item embeddings searched (HDF5 kind embeddings)")->required();
   app.add_option("--text", o.text, "'-': free-text queries from stdin, one per line (needs --model)");
-  app.add_option("--model", o.model, "CLIP checkpoint that encodes --text queries");
+  cli::flags::model(app, o.model, "CLIP checkpoint that encodes --text queries");
   app.add_option("-k,--top", o.k, "items per query (the default covers hse-eval's recall@100)")->default_val(100)->check(CLI::PositiveNumber);
   app.add_flag("--header", o.header, "print a header line");
   cli::add_common(app, o.common, cli::kThreads | cli::kVerbosity);

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hse/cli/flags.h"
+
 #include "hse/cli/compat.h"
 #include "hse/image/ct_batch.h"
 #include "hse/image/slice_ops.h"
@@ -14,9 +16,9 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind slices)");
   image::add_ct_input_options(app, o.input);
-  cli::add_list(app, "--window", o.window, "HU window: values are clamped to it, then divided by 1000", "LO,HI");
-  cli::add_list(app, "--spacing", o.spacing, "target spacing in mm", "Z,XY");
-  app.add_flag("--no-resample", o.no_resample, "do not resample to --spacing");
+  cli::flags::hu_window(app, o.window, "HU window: values are clamped to it, then divided by 1000");
+  cli::flags::spacing(app, o.spacing);
+  cli::flags::no_resample(app, o.no_resample);
   app.add_option("--slices", o.slices, "slices per volume (linspace over Z; a trilinear resize when Z is smaller)")
       ->default_val(32)
       ->check(CLI::Range(1, 1024));
@@ -31,7 +33,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--image-size", o.image_size, "short side after the bicubic resize, and the centre crop")
       ->default_val(224)
       ->check(CLI::Range(1, 4096));
-  app.add_option("--dtype", o.dtype, "stored type: float32 or float16")->default_val("float32")->check(CLI::IsMember({"float32", "float16"}));
+  cli::flags::storage_dtype(app, o.dtype);
   image::add_batch_options(app, o.batch);
 }
 

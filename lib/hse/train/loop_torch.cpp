@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hse/cli/flags.h"
+
 #include "hse/io/atomic.h"
 #include "hse/model/device.h"
 #include "hse/train/autocast.h"
@@ -30,7 +32,7 @@ CLI::Option* with_default(CLI::Option* opt, T value) {
 void add_loop_options(CLI::App& app, LoopOptions& o, const LoopDefaults& d) {
   with_default(app.add_option("--epochs", o.epochs, d.epochs_help), d.epochs);
   app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
-  with_default(app.add_option("--batch-size", o.batch_size, d.batch_help), d.batch_size);
+  with_default(cli::flags::batch_size(app, o.batch_size, d.batch_help), d.batch_size);
   app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
   with_default(app.add_option("--lr", o.lr, d.lr_help), d.lr);
   with_default(app.add_option("--weight-decay", o.weight_decay, d.weight_decay_help), d.weight_decay);
