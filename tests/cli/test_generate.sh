@@ -350,6 +350,28 @@ json.dump(c, open(sys.argv[1], "w"))
 PYEOF
 expect "CT files with an adapter that recorded no inputs" 3 "inputs record is missing" \
   "$GEN" --model "$T/norec" --clip "$T/c2" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 2 "$one"
+# The recipes of the inputs record are read strictly: a renamed, missing or unknown field, or a
+# constant this hse does not make, is exit 3 naming the field, never a silent default.
+for edit in "volumes:rename:window:hu_window:has no 'window'" "volumes:drop:crop::has no 'crop'" \
+            "slices:add:sharpen:1:does not know: 'sharpen'" "slices:set:rotation:none:'rotation' is" \
+            "slice_encoder:drop:prefix::slice encoder record has no 'prefix'"; do
+  IFS=: read -r sec op key arg pat <<< "$edit"
+  rm -rf "$T/badrec" && cp -r "$T/mrg" "$T/badrec"
+  $PY - "$T/badrec/hse_vlm.json" "$sec" "$op" "$key" "$arg" <<'PYEOF'
+import json, sys
+p, sec, op, key, arg = sys.argv[1:]
+c = json.load(open(p))
+rec = json.loads(c["inputs"]) if isinstance(c["inputs"], str) else c["inputs"]
+r = rec[sec]
+if op == "rename": r[arg] = r.pop(key)
+elif op == "drop": del r[key]
+else: r[key] = arg
+c["inputs"] = json.dumps(rec) if isinstance(c["inputs"], str) else rec
+json.dump(c, open(p, "w"))
+PYEOF
+  expect "CT files with an inputs record whose $sec $op $key" 3 "$pat" \
+    "$GEN" --model "$T/badrec" --clip "$T/c2" --metadata "$D/metadata/train_metadata.csv" --max-new-tokens 2 "$one"
+done
 expect "CT files and --volumes together" 2 "replace --volumes" \
   "$GEN" "${VIS[@]}" --model "$T/mrg" --max-new-tokens 2 "$one"
 

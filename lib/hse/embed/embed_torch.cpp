@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hse/cli/flags.h"
+#include "hse/embed/slice_encoder.h"
 #include <torch/torch.h>
 
 #include "hse/model/device.h"
@@ -150,10 +151,12 @@ int run(const Options& o, cli::Io&) {
     // (hse-finetune records it; hse-generate CT... replays it): the slices' recipe and the encoder.
     for (const auto& [k, v] : r.attrs())
       if (k.rfind("hse_", 0) != 0) w.set_attr("slices." + k, v);
-    w.set_attr("encoder.model", random_trunk ? std::string() : fs::absolute(o.model).lexically_normal().string());
-    w.set_attr("encoder.random_init", static_cast<std::int64_t>(o.random_init));
-    w.set_attr("encoder.vit2d_config", fs::absolute(cfg).lexically_normal().string());
-    w.set_attr("encoder.prefix", o.prefix);
+    embed::SliceEncoderRecord enc;
+    enc.model = random_trunk ? std::string() : fs::absolute(o.model).lexically_normal().string();
+    enc.random_init = o.random_init;
+    enc.vit2d_config = fs::absolute(cfg).lexically_normal().string();
+    enc.prefix = o.prefix;
+    enc.write(w);
     w.add_provenance(r.provenance());
     w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
     w.commit();

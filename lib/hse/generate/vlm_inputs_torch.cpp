@@ -19,10 +19,12 @@
 
 #include "hse/cli/cli.h"
 #include "hse/embed/embed.h"
+#include "hse/embed/slice_encoder.h"
 #include "hse/io/csv.h"
 #include "hse/image/ct_batch.h"
 #include "hse/io/atomic.h"
 #include "hse/io/h5.h"
+#include "hse/io/record.h"
 #include "hse/preprocess/preprocess.h"
 #include "hse/slice/slice.h"
 #include "hse/train/clip_data.h"
@@ -76,23 +78,6 @@ std::map<std::string, std::string> read_reports(const std::string& path, const s
 
 namespace {
 
-nlohmann::json attr_json(const h5::AttrValue& v) {
-  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
-}
-
-// Attributes of `attrs` under "<prefix>" (prefix stripped), hse_* bookkeeping left out.
-nlohmann::json attrs_json(const h5::Attrs& attrs, const std::string& prefix = {}) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : attrs)
-    if (k.rfind(prefix, 0) == 0 && k.rfind("hse_", 0) != 0) j[k.substr(prefix.size())] = attr_json(v);
-  return j;
-}
-
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T fallback) {
-  return j.contains(key) && !j[key].is_null() ? j[key].get<T>() : fallback;
-}
-
 [[noreturn]] void bad_record(const std::string& what) {
   throw cli::Error(cli::Exit::incompatible, {}, fmt::format("the adapter's inputs record {}", what),
                    "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes");
@@ -102,13 +87,28 @@ T get_or(const nlohmann::json& j, const char* key, T fallback) {
 
 std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
                           const std::vector<std::string>& slice_features) {
+  // The files' attributes as they are; a recipe this hse cannot replay is warned about now and
+  // refused (exit 3) only when hse-generate is asked to replay it on CT files.
+  auto check = [](const std::string& file, const std::function<void()>& parse) {
+    try {
+      parse();
+    } catch (const cli::Error& e) {
+      cli::warn("{}: hse-generate cannot rebuild these inputs from CT files with this adapter "
+                "(give it --volumes and --slice-features instead): {}", file, e.what());
+    }
+  };
   nlohmann::json j;
   j["clip"] = fs::absolute(clip).lexically_normal().string();
-  j["volumes"] = attrs_json(h5::Reader(volumes, "volumes").attrs());
+  j["volumes"] = io::attrs_json(h5::Reader(volumes, "volumes").attrs());
+  check(volumes.front(), [&] { preprocess::Recipe::from_json(j["volumes"], volumes.front()); });
   if (!slice_features.empty()) {
     const h5::Reader sf(slice_features, "slice_features");
-    j["slices"] = attrs_json(sf.attrs(), "slices.");
-    j["slice_encoder"] = attrs_json(sf.attrs(), "encoder.");
+    j["slices"] = io::attrs_json(sf.attrs(), "slices.");
+    j["slice_encoder"] = io::attrs_json(sf.attrs(), embed::SliceEncoderRecord::kAttrPrefix);
+    check(slice_features.front(), [&] {
+      slice::Recipe::from_json(j["slices"], slice_features.front());
+      embed::SliceEncoderRecord::from_json(j["slice_encoder"], slice_features.front());
+    });
   }
   return j.dump();
 }
@@ -207,67 +207,47 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
     input = kept;
     out.failed.insert(out.failed.end(), failed.begin(), failed.end());
   };
-  try {
-    const auto& v = rec["volumes"];
-    preprocess::Options po;
-    po.common = common("volumes.h5");
-    po.input = input;
+  // The recipes are read strictly: a missing, malformed or unknown field is exit 3 naming it.
+  const std::string source = (fs::path(p.adapter_dir) / "hse_vlm.json").string();
+  const std::string hint = "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes";
+  const auto volume_recipe = preprocess::Recipe::from_json(rec["volumes"], source, hint);
+  const bool with_slices = rec.contains("slices") && rec.contains("slice_encoder");
+  const auto slice_recipe = with_slices ? slice::Recipe::from_json(rec["slices"], source, hint) : slice::Recipe{};
+  const auto enc = with_slices ? embed::SliceEncoderRecord::from_json(rec["slice_encoder"], source, hint)
+                               : embed::SliceEncoderRecord{};
+  preprocess::Options po;
+  po.common = common("volumes.h5");
+  po.input = input;
+  po.batch = batch;
+  preprocess::apply(volume_recipe, po);
+  step("preprocess_failures.tsv", [&] {
     po.batch = batch;
-    const auto win = get_or<std::vector<double>>(v, "window", {-1000, 200});
-    const auto sp = get_or<std::vector<double>>(v, "spacing", {1.5, 0.75});
-    const auto sz = get_or<std::vector<std::int64_t>>(v, "size", {32, 256, 256});
-    if (win.size() != 2 || sp.size() != 2 || sz.size() != 3) bad_record("has a malformed volume recipe");
-    po.window = {win[0], win[1]};
-    po.spacing = {sp[0], sp[1]};
-    po.size = {sz[0], sz[1], sz[2]};
-    po.no_resample = get_or<std::int64_t>(v, "resample", 1) == 0;
-    po.no_crop = get_or<std::int64_t>(v, "crop", 1) == 0;
-    po.compat = get_or<std::string>(v, "compat", "");
-    step("preprocess_failures.tsv", [&] {
-      po.batch = batch;
-      preprocess::run(po, io);
-    });
-    out.volumes = po.common.output;
-    cli::info("preprocessed {} volume{}", input.inputs.size(), input.inputs.size() == 1 ? "" : "s");
-    if (!rec.contains("slices") || !rec.contains("slice_encoder")) return out;
+    preprocess::run(po, io);
+  });
+  out.volumes = po.common.output;
+  cli::info("preprocessed {} volume{}", input.inputs.size(), input.inputs.size() == 1 ? "" : "s");
+  if (!with_slices) return out;
 
-    const auto& s = rec["slices"];
-    slice::Options so;
-    so.common = common("slices.h5");
-    const auto swin = get_or<std::vector<double>>(s, "window", {-1000, 1000});
-    const auto ssp = get_or<std::vector<double>>(s, "spacing", {1.5, 0.75});
-    if (swin.size() != 2 || ssp.size() != 2) bad_record("has a malformed slice recipe");
-    so.window = {swin[0], swin[1]};
-    so.spacing = {ssp[0], ssp[1]};
-    so.no_resample = get_or<std::int64_t>(s, "resample", 1) == 0;
-    so.slices = get_or<std::int64_t>(s, "n_slices", 32);
-    so.jpeg_quality = static_cast<int>(get_or<std::int64_t>(s, "jpeg_quality", 0));
-    so.image_size = get_or<std::int64_t>(s, "image_size", 224);
-    so.compat = get_or<std::string>(s, "compat", "");
-    step("slice_failures.tsv", [&] {
-      so.input = input;
-      so.batch = batch;
-      slice::run(so, io);
-    });
+  slice::Options so;
+  so.common = common("slices.h5");
+  slice::apply(slice_recipe, so);
+  step("slice_failures.tsv", [&] {
+    so.input = input;
+    so.batch = batch;
+    slice::run(so, io);
+  });
 
-    const auto& e = rec["slice_encoder"];
-    embed::Options eo;
-    eo.common = common("slice_features.h5");
-    eo.slices = {so.common.output};
-    eo.model = !p.slice_encoder.empty() ? p.slice_encoder : resolve_recorded(p.adapter_dir, get_or<std::string>(e, "model", ""));
-    eo.random_init = get_or<std::int64_t>(e, "random_init", -1);
-    eo.vit2d_config = !p.slice_encoder_config.empty()
-                          ? p.slice_encoder_config
-                          : resolve_recorded(p.adapter_dir, get_or<std::string>(e, "vit2d_config", ""));
-    eo.prefix = get_or<std::string>(e, "prefix", "visual.trunk.");
-    if (eo.model.empty() && eo.random_init < 0) bad_record("names no slice encoder");
-    if (!p.slice_encoder.empty()) eo.random_init = -1;
-    embed::run(eo, io);
-    out.slice_features = eo.common.output;
-    return out;
-  } catch (const nlohmann::json::exception& ex) {
-    bad_record(fmt::format("is malformed ({})", ex.what()));
-  }
+  embed::Options eo;
+  eo.common = common("slice_features.h5");
+  eo.slices = {so.common.output};
+  eo.model = !p.slice_encoder.empty() ? p.slice_encoder : resolve_recorded(p.adapter_dir, enc.model);
+  eo.random_init = p.slice_encoder.empty() ? enc.random_init : -1;
+  eo.vit2d_config = !p.slice_encoder_config.empty() ? p.slice_encoder_config
+                                                     : resolve_recorded(p.adapter_dir, enc.vit2d_config);
+  eo.prefix = enc.prefix;
+  embed::run(eo, io);
+  out.slice_features = eo.common.output;
+  return out;
 }
 
 void add_report_column_option(CLI::App& app, std::string& column) {

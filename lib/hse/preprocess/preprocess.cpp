@@ -30,6 +30,27 @@ void declare(CLI::App& app, Options& o) {
   image::add_batch_options(app, o.batch);
 }
 
+Recipe recipe_of(const Options& o) {
+  Recipe r;
+  r.window = o.window;
+  r.spacing = o.spacing;
+  r.size = o.size;
+  r.resample = !o.no_resample;
+  r.crop = !o.no_crop;
+  r.hu = o.input.hu;
+  r.compat = o.compat;
+  return r;
+}
+
+void apply(const Recipe& r, Options& o) {
+  o.window = r.window;
+  o.spacing = r.spacing;
+  o.size = r.size;
+  o.no_resample = !r.resample;
+  o.no_crop = !r.crop;
+  o.compat = r.compat;
+}
+
 int run(const Options& oin, cli::Io& io) {
   Options o = oin;
   if (o.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
@@ -77,15 +98,7 @@ int run(const Options& oin, cli::Io& io) {
         w.append("volumes", it.values.data());
         w.add_id(id);
       });
-  w.set_attr("window", std::vector<double>{o.window[0], o.window[1]});
-  w.set_attr("spacing", std::vector<double>{o.spacing[0], o.spacing[1]});
-  w.set_attr("size", std::vector<std::int64_t>{o.size[0], o.size[1], o.size[2]});
-  w.set_attr("resample", static_cast<std::int64_t>(!o.no_resample));
-  w.set_attr("crop", static_cast<std::int64_t>(!o.no_crop));
-  w.set_attr("hu", o.input.hu);
-  w.set_attr("layout", std::string("N,1,Z,X,Y"));
-  w.set_attr("recipe", std::string("hsenet-3d"));
-  w.set_attr("compat", o.compat);
+  recipe_of(o).write(w);
   w.add_provenance({h5::provenance_record("hse-preprocess", cli::current_args())});
   w.commit();
   cli::summary("wrote {} volumes to {}{}", res.written, o.common.output,

@@ -6,6 +6,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/image/ct_batch.h"
+#include "hse/preprocess/recipe.h"
 
 namespace CLI {
 class App;
@@ -16,9 +17,10 @@ namespace hse::preprocess {
 struct Options {
   cli::Common common;
   image::CtInputOptions input;
-  std::array<double, 2> window{-1000, 200};
-  std::array<double, 2> spacing{1.5, 0.75};  // z, xy (mm)
-  std::array<std::int64_t, 3> size{32, 256, 256};
+  // The recipe's fields, with its defaults (recipe.h).
+  std::array<double, 2> window = Recipe{}.window;
+  std::array<double, 2> spacing = Recipe{}.spacing;  // z, xy (mm)
+  std::array<std::int64_t, 3> size = Recipe{}.size;
   bool no_crop = false;
   bool no_resample = false;
   std::string dtype = "float32";
@@ -27,6 +29,9 @@ struct Options {
 };
 
 void declare(CLI::App& app, Options& o);
+// The recipe of these options (hu: the input's, after --compat), and options that replay `r`.
+Recipe recipe_of(const Options& o);
+void apply(const Recipe& r, Options& o);
 int run(const Options& o, cli::Io& io);
 
 }  // namespace hse::preprocess

@@ -37,6 +37,29 @@ void declare(CLI::App& app, Options& o) {
   image::add_batch_options(app, o.batch);
 }
 
+Recipe recipe_of(const Options& o) {
+  Recipe r;
+  r.window = o.window;
+  r.spacing = o.spacing;
+  r.resample = !o.no_resample;
+  r.n_slices = o.slices;
+  r.jpeg_quality = o.compat == cli::kCompatHsenet && o.jpeg_quality == 0 ? 95 : o.jpeg_quality;
+  r.image_size = o.image_size;
+  r.hu = o.input.hu;
+  r.compat = o.compat;
+  return r;
+}
+
+void apply(const Recipe& r, Options& o) {
+  o.window = r.window;
+  o.spacing = r.spacing;
+  o.no_resample = !r.resample;
+  o.slices = r.n_slices;
+  o.jpeg_quality = static_cast<int>(r.jpeg_quality);
+  o.image_size = r.image_size;
+  o.compat = r.compat;
+}
+
 int run(const Options& oin, cli::Io& io) {
   Options o = oin;
   if (o.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
@@ -50,7 +73,7 @@ int run(const Options& oin, cli::Io& io) {
   const bool hsenet = o.compat == "hsenet";
   image::SliceRecipe recipe;
   recipe.n_slices = o.slices;
-  recipe.jpeg_quality = hsenet && o.jpeg_quality == 0 ? 95 : o.jpeg_quality;
+  recipe.jpeg_quality = static_cast<int>(recipe_of(o).jpeg_quality);
   recipe.image_size = o.image_size;
 
   h5::Writer w(o.common.output, "slices");
@@ -80,22 +103,7 @@ int run(const Options& oin, cli::Io& io) {
         w.append("slices", it.values.data());
         w.add_id(id);
       });
-  const image::SliceRecipe defaults;
-  w.set_attr("window", std::vector<double>{o.window[0], o.window[1]});
-  w.set_attr("scale", 1000.0);
-  w.set_attr("spacing", std::vector<double>{o.spacing[0], o.spacing[1]});
-  w.set_attr("resample", static_cast<std::int64_t>(!o.no_resample));
-  w.set_attr("n_slices", static_cast<std::int64_t>(o.slices));
-  w.set_attr("jpeg_quality", static_cast<std::int64_t>(recipe.jpeg_quality));
-  w.set_attr("compat", o.compat);
-  w.set_attr("image_size", static_cast<std::int64_t>(o.image_size));
-  w.set_attr("mean", std::vector<double>(defaults.mean.begin(), defaults.mean.end()));
-  w.set_attr("std", std::vector<double>(defaults.stdev.begin(), defaults.stdev.end()));
-  w.set_attr("rotation", std::string("clockwise 90 (PIL rotate(-90, expand=True))"));
-  w.set_attr("interpolation", std::string("bicubic (Pillow)"));
-  w.set_attr("hu", o.input.hu);
-  w.set_attr("layout", std::string("N,S,C,H,W"));
-  w.set_attr("recipe", std::string("hsenet-2d"));
+  recipe_of(o).write(w);
   w.add_provenance({h5::provenance_record("hse-slice", cli::current_args())});
   w.commit();
   cli::summary("wrote {} volumes ({} slices each) to {}{}", res.written, o.slices, o.common.output,

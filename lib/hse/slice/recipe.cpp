@@ -1,0 +1,74 @@
+#include "hse/slice/recipe.h"
+
+#include "hse/image/slice_ops.h"
+#include "hse/io/h5.h"
+#include "hse/io/record.h"
+
+namespace hse::slice {
+
+namespace {
+constexpr double kScale = 1000.0;
+constexpr const char* kRotation = "clockwise 90 (PIL rotate(-90, expand=True))";
+constexpr const char* kInterpolation = "bicubic (Pillow)";
+std::vector<double> mean() {
+  const image::SliceRecipe d;
+  return {d.mean.begin(), d.mean.end()};
+}
+std::vector<double> stdev() {
+  const image::SliceRecipe d;
+  return {d.stdev.begin(), d.stdev.end()};
+}
+}  // namespace
+
+void Recipe::write(h5::Writer& w) const {
+  w.set_attr("window", std::vector<double>{window[0], window[1]});
+  w.set_attr("scale", kScale);
+  w.set_attr("spacing", std::vector<double>{spacing[0], spacing[1]});
+  w.set_attr("resample", static_cast<std::int64_t>(resample));
+  w.set_attr("n_slices", n_slices);
+  w.set_attr("jpeg_quality", jpeg_quality);
+  w.set_attr("compat", compat);
+  w.set_attr("image_size", image_size);
+  w.set_attr("mean", mean());
+  w.set_attr("std", stdev());
+  w.set_attr("rotation", std::string(kRotation));
+  w.set_attr("interpolation", std::string(kInterpolation));
+  w.set_attr("hu", hu);
+  w.set_attr("layout", std::string(kLayout));
+  w.set_attr("recipe", std::string(kName));
+}
+
+nlohmann::json Recipe::to_json() const {
+  return {{"window", window},       {"scale", kScale},       {"spacing", spacing},
+          {"resample", static_cast<std::int64_t>(resample)}, {"n_slices", n_slices},
+          {"jpeg_quality", jpeg_quality}, {"compat", compat}, {"image_size", image_size},
+          {"mean", mean()},         {"std", stdev()},        {"rotation", kRotation},
+          {"interpolation", kInterpolation}, {"hu", hu},     {"layout", kLayout},
+          {"recipe", kName}};
+}
+
+Recipe Recipe::from_json(const nlohmann::json& j, const std::string& source, const std::string& hint) {
+  io::RecordReader r("slice recipe", j, source, hint);
+  Recipe out;
+  r.expect("recipe", kName);
+  r.expect("layout", kLayout);
+  r.expect("scale", kScale);
+  r.expect("mean", mean());
+  r.expect("std", stdev());
+  r.expect("rotation", kRotation);
+  r.expect("interpolation", kInterpolation);
+  out.window = r.numbers<2>("window");
+  out.spacing = r.numbers<2>("spacing");
+  out.resample = r.flag("resample");
+  out.n_slices = r.int64("n_slices");
+  out.jpeg_quality = r.int64("jpeg_quality");
+  out.image_size = r.int64("image_size");
+  out.hu = r.str("hu");
+  out.compat = r.str("compat");
+  r.finish();
+  if (out.n_slices < 1 || out.image_size < 1 || out.jpeg_quality < 0 || out.jpeg_quality > 100)
+    r.fail("has n_slices, image_size or jpeg_quality out of range");
+  return out;
+}
+
+}  // namespace hse::slice
