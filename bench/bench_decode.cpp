@@ -1,4 +1,4 @@
-// bench_decode: times greedy decoding with hse::model::generate (lib/hse/model/generate.h) on a
+// bench_decode: times greedy decoding with hse::decode::generate (lib/hse/decode/decode.h) on a
 // Phi-3 checkpoint (load_phi3: an HF directory written by save_pretrained). bench/bench_decode.py
 // drives it against transformers' generate on the same weights and prompts.
 //
@@ -35,7 +35,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "hse/model/generate.h"
+#include "hse/decode/decode.h"
 #include "hse/model/phi3.h"
 
 namespace {
@@ -58,13 +58,13 @@ struct RunResult {
 };
 
 RunResult run_once(hse::model::Phi3ForCausalLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
-                   const hse::model::GenerateOptions& opt, bool cuda) {
+                   const hse::decode::GenerateOptions& opt, bool cuda) {
   RunResult r;
   if (cuda) torch::cuda::synchronize();
   Clock::time_point first{}, last{};
   std::int64_t nsteps = 0;
   const auto t0 = Clock::now();
-  r.tokens = hse::model::generate(model, prompts, opt, [&](const hse::model::GenerateStep& s) {
+  r.tokens = hse::decode::generate(model, prompts, opt, [&](const hse::decode::GenerateStep& s) {
     const auto now = Clock::now();
     if (s.step == 0) first = now;
     last = now;
@@ -83,7 +83,7 @@ RunResult run_once(hse::model::Phi3ForCausalLM& model, const std::vector<std::ve
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"time greedy decoding with hse::model::generate"};
+  CLI::App app{"time greedy decoding with hse::decode::generate"};
   std::string model_dir, prompts_path, dtype_name = "fp32", device_name = "cpu", tokens_out;
   int threads = 0, warmup = 1, runs = 3;
   std::int64_t new_tokens = 64;
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
       bytes += static_cast<std::int64_t>(p.nbytes());
     }
 
-    hse::model::GenerateOptions opt;
+    hse::decode::GenerateOptions opt;
     opt.max_new_tokens = new_tokens;
     opt.eos_token_ids = std::vector<std::int64_t>{};  // never stop early
 

@@ -1,6 +1,6 @@
 // bench_pretrain_step: times hse's stage-1 CLIP training step (forward of both towers, symmetric
 // InfoNCE, backward, global-norm gradient clipping, AdamW), the step hse-pretrain runs
-// (lib/hse/pretrain/pretrain_torch.cpp) without its data loading, distributed calls or logging.
+// (lib/hse/app/pretrain_torch.cpp, through train/loop) without its data loading, distributed calls or logging.
 // bench/bench_pretrain_step.py drives it against the same step in PyTorch-Python.
 //
 //   bench_pretrain_step --model CLIP_DIR --data batch.safetensors [--warmup 1] [--steps 3] [--threads 2]

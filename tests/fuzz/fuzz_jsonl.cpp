@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_common.h"
-#include "hse/eval/eval_tool.h"
+#include "hse/eval/inputs.h"
 #include "hse/eval/inputs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

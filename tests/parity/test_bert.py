@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parity test: hse::model::Bert and hse::model::bert_score against transformers and bert-score.
+"""Parity test: hse::model::Bert and hse::eval::bert_score against transformers and bert-score.
 
 References (nothing is downloaded: HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1):
   (a) transformers.BertModel with a tiny random config (seeded; bert-base-uncased vocab from the

@@ -22,7 +22,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/bert.h"
-#include "hse/model/bertscore.h"
+#include "hse/eval/bertscore.h"
 #include "hse/model/checkpoint.h"
 #include "hse/text/wordpiece.h"
 
@@ -309,7 +309,7 @@ TEST_CASE("bertscore: identical, empty, idf") {
   m->eval();
   std::vector<std::string> cands = {"the lung is clear .", "no nodule", "", "mild pleural effusion"};
   std::vector<std::string> refs = {"the lung is clear .", "heart normal size", "the lung", "no pleural effusion ."};
-  auto s = model::bert_score(cands, refs, tok, m, 2, false);
+  auto s = eval::bert_score(cands, refs, tok, m, 2, false);
   DOCTEST_REQUIRE(s.P.size() == 4);
   DOCTEST_CHECK(s.P[0] == doctest::Approx(1.0).epsilon(1e-5));
   DOCTEST_CHECK(s.R[0] == doctest::Approx(1.0).epsilon(1e-5));
@@ -322,19 +322,19 @@ TEST_CASE("bertscore: identical, empty, idf") {
     DOCTEST_CHECK(s.P[i] <= 1.0 + 1e-6);
   }
   // One pair per matching batch: no padding takes part in the max; an identical pair still scores 1.
-  auto s1 = model::bert_score(cands, refs, tok, m, 2, false, 1);
+  auto s1 = eval::bert_score(cands, refs, tok, m, 2, false, 1);
   DOCTEST_CHECK(s1.F[0] == doctest::Approx(1.0).epsilon(1e-5));
   for (std::size_t i = 0; i < 4; ++i) DOCTEST_CHECK(std::abs(s1.F[i]) <= 1.0 + 1e-6);
   // idf weights: log((M+1)/(df+1)); [CLS]/[SEP] in every reference -> 0; unseen log(M+1).
-  auto w = model::bert_score_idf(refs, tok, true);
+  auto w = eval::bert_score_idf(refs, tok, true);
   DOCTEST_CHECK(w(tok.cls_id()) == doctest::Approx(0.0));
   DOCTEST_CHECK(w(tok.sep_id()) == doctest::Approx(0.0));
   DOCTEST_CHECK(w(tok.token_to_id("the")) == doctest::Approx(std::log(5.0 / 3.0)));
   DOCTEST_CHECK(w(tok.token_to_id("mild")) == doctest::Approx(std::log(5.0)));
-  auto si = model::bert_score(cands, refs, tok, m, 3, true);
+  auto si = eval::bert_score(cands, refs, tok, m, 3, true);
   DOCTEST_CHECK(si.F[0] == doctest::Approx(1.0).epsilon(1e-5));
-  DOCTEST_CHECK_THROWS_AS(model::bert_score(cands, refs, tok, m, 4, false), cli::Error);
-  DOCTEST_CHECK_THROWS_AS(model::bert_score(cands, {"x"}, tok, m, 1, false), cli::Error);
+  DOCTEST_CHECK_THROWS_AS(eval::bert_score(cands, refs, tok, m, 4, false), cli::Error);
+  DOCTEST_CHECK_THROWS_AS(eval::bert_score(cands, {"x"}, tok, m, 1, false), cli::Error);
 }
 
 // ---------------------------------------------------------------- parity driver
@@ -410,7 +410,7 @@ TEST_CASE("driver: bert") {
       refs.push_back(j.at("ref").get<std::string>());
     }
     const bool idf = idf_c && std::string(idf_c) == "1";
-    auto s = model::bert_score(cands, refs, tok, m, std::atoi(layer_c), idf, batch_c ? std::atoi(batch_c) : 64);
+    auto s = eval::bert_score(cands, refs, tok, m, std::atoi(layer_c), idf, batch_c ? std::atoi(batch_c) : 64);
     std::ofstream fout(outp);
     DOCTEST_REQUIRE(fout.good());
     for (std::size_t i = 0; i < s.P.size(); ++i)

@@ -29,7 +29,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
-#include "hse/model/generate.h"
+#include "hse/decode/decode.h"
 #include "hse/model/phi3.h"
 #include "fixtures.h"
 
@@ -437,10 +437,10 @@ TEST_CASE("generate: greedy equals a cache-free argmax loop; streaming, stop ids
   // Prompts of different lengths; the longest crosses original_max_position_embeddings (32) while generating.
   std::vector<std::vector<std::int64_t>> prompts = {{5, 6, 7}, {}, {9, 10, 11, 12, 13, 14, 15, 16, 17, 18}};
   for (int i = 0; i < 25; ++i) prompts[1].push_back(3 + (i * 7) % 90);
-  model::GenerateOptions o;
+  decode::GenerateOptions o;
   o.max_new_tokens = 12;
   o.eos_token_ids = std::vector<std::int64_t>{};
-  auto out = model::generate(m, prompts, o);
+  auto out = decode::generate(m, prompts, o);
   DOCTEST_REQUIRE(out.size() == 3);
   // Each prompt alone against the whole sequence re-run each step (no cache, no padding). (In a
   // batch, LongRoPE's choice follows the longest row, as in transformers, so rows are checked alone.)
@@ -453,16 +453,16 @@ TEST_CASE("generate: greedy equals a cache-free argmax loop; streaming, stop ids
       ref.push_back(next);
       seq.push_back(next);
     }
-    DOCTEST_CHECK_MESSAGE(model::generate(m, {prompts[i]}, o)[0] == ref, "prompt " << i);
+    DOCTEST_CHECK_MESSAGE(decode::generate(m, {prompts[i]}, o)[0] == ref, "prompt " << i);
   }
   // A padded batch that stays below original_max_position_embeddings equals its rows alone.
-  auto short_batch = model::generate(m, {prompts[0], prompts[2]}, o);
-  DOCTEST_CHECK(short_batch[0] == model::generate(m, {prompts[0]}, o)[0]);
-  DOCTEST_CHECK(short_batch[1] == model::generate(m, {prompts[2]}, o)[0]);
+  auto short_batch = decode::generate(m, {prompts[0], prompts[2]}, o);
+  DOCTEST_CHECK(short_batch[0] == decode::generate(m, {prompts[0]}, o)[0]);
+  DOCTEST_CHECK(short_batch[1] == decode::generate(m, {prompts[2]}, o)[0]);
   // Streaming: one call per step with the new tokens; returning false stops.
   std::vector<std::vector<std::int64_t>> streamed(3);
   int calls = 0;
-  auto out2 = model::generate(m, prompts, o, [&](const model::GenerateStep& st) {
+  auto out2 = decode::generate(m, prompts, o, [&](const decode::GenerateStep& st) {
     DOCTEST_CHECK(st.step == calls);
     for (std::size_t i = 0; i < 3; ++i) streamed[i].push_back(st.tokens[i]);
     ++calls;
@@ -476,7 +476,7 @@ TEST_CASE("generate: greedy equals a cache-free argmax loop; streaming, stop ids
   // A stop id: sequences end with it, the others go on.
   const std::int64_t stop = out[0][3];
   o.eos_token_ids = std::vector<std::int64_t>{stop};
-  auto out3 = model::generate(m, prompts, o);
+  auto out3 = decode::generate(m, prompts, o);
   for (std::size_t i = 0; i < 3; ++i) {
     auto it = std::find(out[i].begin(), out[i].end(), stop);
     std::vector<std::int64_t> want(out[i].begin(), it == out[i].end() ? it : it + 1);
@@ -494,13 +494,13 @@ TEST_CASE("generate: greedy equals a cache-free argmax loop; streaming, stop ids
     emb[i].narrow(0, 0, n).copy_(m->embed(torch::tensor(p, torch::kLong).unsqueeze(0))[0]);  // right padding
     mask[i].narrow(0, 0, n).fill_(1);
   }
-  auto out4 = model::generate(m, emb, mask, o);
+  auto out4 = decode::generate(m, emb, mask, o);
   for (std::size_t i = 0; i < 3; ++i) DOCTEST_CHECK_MESSAGE(out4[i] == out[i], "prompt " << i);
   // Bad input: exit 2.
-  DOCTEST_CHECK_THROWS_AS(model::generate(m, {{5}, {}}, o), cli::Error);
-  DOCTEST_CHECK_THROWS_AS(model::generate(m, {{500}}, o), cli::Error);
+  DOCTEST_CHECK_THROWS_AS(decode::generate(m, {{5}, {}}, o), cli::Error);
+  DOCTEST_CHECK_THROWS_AS(decode::generate(m, {{500}}, o), cli::Error);
   o.num_beams = 0;
-  DOCTEST_CHECK_THROWS_AS(model::generate(m, {{5}}, o), cli::Error);
+  DOCTEST_CHECK_THROWS_AS(decode::generate(m, {{5}}, o), cli::Error);
 }
 
 TEST_CASE("generate: beam search, sampling and the repetition penalty") {
@@ -508,16 +508,16 @@ TEST_CASE("generate: beam search, sampling and the repetition penalty") {
   auto m = make(c, 7);
   torch::NoGradGuard ng;
   std::vector<std::vector<std::int64_t>> prompts = {{5, 6, 7, 8}, {20, 21}};
-  model::GenerateOptions o;
+  decode::GenerateOptions o;
   o.max_new_tokens = 8;
   o.eos_token_ids = std::vector<std::int64_t>{};
   // One beam is greedy.
-  auto greedy = model::generate(m, prompts, o);
+  auto greedy = decode::generate(m, prompts, o);
   o.num_beams = 1;
-  DOCTEST_CHECK(model::generate(m, prompts, o) == greedy);
+  DOCTEST_CHECK(decode::generate(m, prompts, o) == greedy);
   // Beam search scores at least as well as greedy (sum of log-probabilities, no stop ids: same length).
   o.num_beams = 4;
-  auto beams = model::generate(m, prompts, o);
+  auto beams = decode::generate(m, prompts, o);
   auto score = [&](const std::vector<std::int64_t>& p, const std::vector<std::int64_t>& g) {
     std::vector<std::int64_t> seq = p;
     seq.insert(seq.end(), g.begin(), g.end());
@@ -536,20 +536,20 @@ TEST_CASE("generate: beam search, sampling and the repetition penalty") {
   o.top_k = 0;
   o.temperature = 1.5;
   o.seed = 11;
-  auto s1 = model::generate(m, prompts, o), s2 = model::generate(m, prompts, o);
+  auto s1 = decode::generate(m, prompts, o), s2 = decode::generate(m, prompts, o);
   DOCTEST_CHECK(s1 == s2);
   o.seed = 12;
-  auto s3 = model::generate(m, prompts, o);
+  auto s3 = decode::generate(m, prompts, o);
   DOCTEST_CHECK(s3 != s1);
   // top_k 1 is greedy.
   o.top_k = 1;
-  DOCTEST_CHECK(model::generate(m, prompts, o) == greedy);
+  DOCTEST_CHECK(decode::generate(m, prompts, o) == greedy);
   // A strong repetition penalty avoids repeating any token seen (prompt included).
-  o = model::GenerateOptions{};
+  o = decode::GenerateOptions{};
   o.max_new_tokens = 10;
   o.eos_token_ids = std::vector<std::int64_t>{};
   o.repetition_penalty = 1e4;
-  auto rp = model::generate(m, prompts, o);
+  auto rp = decode::generate(m, prompts, o);
   for (std::size_t i = 0; i < 2; ++i) {
     std::set<std::int64_t> seen(prompts[i].begin(), prompts[i].end());
     for (auto t : rp[i]) {
@@ -571,8 +571,8 @@ torch::Tensor tensor2d(const json& j, torch::Dtype dt = torch::kLong) {
   return torch::tensor(flat, torch::kLong).view({rows, cols}).to(dt);
 }
 
-model::GenerateOptions options_from(const json& j) {
-  model::GenerateOptions o;
+decode::GenerateOptions options_from(const json& j) {
+  decode::GenerateOptions o;
   o.max_new_tokens = j.value("max_new_tokens", o.max_new_tokens);
   o.do_sample = j.value("do_sample", o.do_sample);
   o.temperature = j.value("temperature", o.temperature);
@@ -587,9 +587,9 @@ model::GenerateOptions options_from(const json& j) {
     for (const auto& p : j["negative_prompt_ids"]) o.negative_prompt_ids.push_back(p.get<std::vector<std::int64_t>>());
   o.pad_token_id = j.value("pad_token_id", o.pad_token_id);
   const std::string es = j.value("early_stopping", std::string("heuristic"));
-  o.early_stopping = es == "on" ? model::EarlyStopping::on
-                     : es == "never" ? model::EarlyStopping::never
-                                     : model::EarlyStopping::heuristic;
+  o.early_stopping = es == "on" ? decode::EarlyStopping::on
+                     : es == "never" ? decode::EarlyStopping::never
+                                     : decode::EarlyStopping::heuristic;
   if (j.contains("eos_token_ids") && !j["eos_token_ids"].is_null())
     o.eos_token_ids = j["eos_token_ids"].get<std::vector<std::int64_t>>();
   return o;
@@ -674,7 +674,7 @@ TEST_CASE("driver: phi3") {
     } else if (kind == "generate") {
       std::vector<std::vector<std::int64_t>> prompts;
       for (const auto& p : job.at("prompts")) prompts.push_back(p.get<std::vector<std::int64_t>>());
-      put_ids(name, model::generate(m, prompts, options_from(job.value("options", json::object()))));
+      put_ids(name, decode::generate(m, prompts, options_from(job.value("options", json::object()))));
     } else if (kind == "generate_embeds") {
       DOCTEST_REQUIRE_MESSAGE(inputs != nullptr, "HSE_PHI3_TENSORS must be set");
       auto emb = model::tensor_from(*inputs, job.at("embeds").get<std::string>());
@@ -683,7 +683,7 @@ TEST_CASE("driver: phi3") {
       auto o = options_from(job.value("options", json::object()));
       if (job.contains("negative_embeds"))
         o.negative_prompt_embeds = model::tensor_from(*inputs, job["negative_embeds"].get<std::string>());
-      put_ids(name, model::generate(m, emb, mask, o));
+      put_ids(name, decode::generate(m, emb, mask, o));
     } else {
       DOCTEST_FAIL("unknown job kind " << kind);
     }

@@ -29,6 +29,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
+#include "hse/decode/decode.h"
 #include "hse/model/vlm.h"
 #include "fixtures.h"
 
@@ -236,10 +237,10 @@ TEST_CASE("vlm: forward, image placement, trainable set and gradients, generatio
   torch::NoGradGuard ng;
   auto p1 = model::vlm_prompt_ids(tk, 16, {10, 11, 12});
   auto p2 = model::vlm_prompt_ids(tk, 16, {13});
-  model::GenerateOptions go;
+  decode::GenerateOptions go;
   go.max_new_tokens = 6;
   go.eos_token_ids = std::vector<std::int64_t>{};
-  auto out = v->generate({p1, p2}, t1, t2, go);
+  auto out = decode::generate(*v, {p1, p2}, t1, t2, go);
   DOCTEST_REQUIRE(out.size() == 2);
   for (int b = 0; b < 2; ++b) {
     std::vector<std::int64_t> seq = b == 0 ? p1 : p2;
@@ -251,7 +252,7 @@ TEST_CASE("vlm: forward, image placement, trainable set and gradients, generatio
     std::vector<std::int64_t> gen(seq.end() - 6, seq.end());
     DOCTEST_CHECK(out[static_cast<std::size_t>(b)] == gen);
   }
-  auto e = expect_error([&] { (void)v->generate({{1, 5, 5}}, t1.narrow(0, 0, 1), t2.narrow(0, 0, 1), go); });
+  auto e = expect_error([&] { (void)decode::generate(*v, {{1, 5, 5}}, t1.narrow(0, 0, 1), t2.narrow(0, 0, 1), go); });
   DOCTEST_CHECK((e.code() == cli::Exit::usage));
   e = expect_error([&] { (void)v->image_embeds(t1); });
   DOCTEST_CHECK((e.code() == cli::Exit::incompatible));
@@ -435,9 +436,9 @@ TEST_CASE("driver: vlm") {
       } else if (kind == "generate") {
         std::vector<std::vector<std::int64_t>> prompts;
         for (const auto& p : job.at("prompts")) prompts.push_back(p.get<std::vector<std::int64_t>>());
-        model::GenerateOptions go;
+        decode::GenerateOptions go;
         go.max_new_tokens = job.value("max_new_tokens", 8);
-        auto out = v->generate(prompts, t1, t2, go);
+        auto out = decode::generate(*v, prompts, t1, t2, go);
         for (std::size_t i = 0; i < out.size(); ++i) put_i(name + "." + std::to_string(i), out[i]);
       } else {
         DOCTEST_FAIL("unknown job kind " << kind);

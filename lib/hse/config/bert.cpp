@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 

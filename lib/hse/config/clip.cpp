@@ -6,7 +6,7 @@
 
 #include "hse/cli/cli.h"
 #include "hse/io/atomic.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace fs = std::filesystem;
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 
@@ -14,9 +14,7 @@ namespace {
 constexpr const char* kWhat = "packer";
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& src, const std::string& msg) {
-  throw cli::Error(cli::Exit::incompatible, src, fmt::format("packer config: {}", msg));
-}
+[[noreturn]] void bad(const std::string& src, const std::string& msg) { cfg::fail(kWhat, src, msg); }
 
 }  // namespace
 

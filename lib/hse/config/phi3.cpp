@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 
@@ -16,9 +16,7 @@ namespace {
 constexpr const char* kWhat = "phi3";
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& src, const std::string& msg) {
-  throw cli::Error(cli::Exit::incompatible, src, fmt::format("{} config: {}", kWhat, msg));
-}
+[[noreturn]] void bad(const std::string& src, const std::string& msg) { cfg::fail(kWhat, src, msg); }
 
 std::vector<double> number_list(const json& j, const char* name, const std::string& src) {
   const json* v = cfg::field(j, {name});

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 
@@ -46,26 +46,7 @@ void Vit2dConfig::validate(const std::string& source) const {
 namespace {
 
 using nlohmann::json;
-using cfg::field;
 constexpr const char* kWhat = "vit2d";
-
-[[noreturn]] void bad_field(const std::string& src, const char* name, const json& v, const char* want) {
-  cfg::bad_field(kWhat, src, name, v, want);
-}
-void get_int(const json& j, std::initializer_list<const char*> names, std::int64_t& out, const std::string& src) {
-  cfg::get_int(kWhat, j, names, out, src);
-}
-void get_num(const json& j, std::initializer_list<const char*> names, double& out, const std::string& src) {
-  cfg::get_num(kWhat, j, names, out, src);
-}
-void get_bool(const json& j, const char* name, bool& out, const std::string& src) {
-  cfg::get_bool(kWhat, j, name, out, src);
-}
-// timm's to_2tuple: one int for both sides, or a list of 2.
-void get_pair(const json& j, std::initializer_list<const char*> names, std::array<std::int64_t, 2>& out,
-              const std::string& src) {
-  cfg::get_tuple<2>(kWhat, j, names, out, src);
-}
 
 }  // namespace
 
@@ -77,33 +58,26 @@ Vit2dConfig Vit2dConfig::from_json(const nlohmann::json& j, const std::string& s
   if (o->contains("model_cfg") && (*o)["model_cfg"].is_object()) o = &(*o)["model_cfg"];
   if (o->contains("vision_cfg") && (*o)["vision_cfg"].is_object()) o = &(*o)["vision_cfg"];
   Vit2dConfig c;
-  if (const json* v = field(*o, {"timm_model_name"})) {
+  const cfg::Reader r(kWhat, *o, source);
+  if (const json* v = r.find({"timm_model_name"}))
     if (!v->is_string() || v->get<std::string>() != "vit_base_patch16_224")
-      throw cli::Error(cli::Exit::incompatible, source,
-                       fmt::format("vit2d config: only timm_model_name 'vit_base_patch16_224' is known, got {}",
-                                   v->dump()));
-  }
-  if (const json* v = field(*o, {"timm_pool"})) {
-    // open_clip: an empty timm_pool keeps timm's default ('token').
+      r.fail(fmt::format("only timm_model_name 'vit_base_patch16_224' is known, got {}", v->dump()));
+  // open_clip: an empty timm_pool keeps timm's default ('token').
+  if (const json* v = r.find({"timm_pool"}))
     if (!v->is_string() || !(v->get<std::string>().empty() || v->get<std::string>() == "token"))
-      throw cli::Error(cli::Exit::incompatible, source,
-                       fmt::format("vit2d config: only timm_pool '' or 'token' is supported, got {}", v->dump()));
-  }
-  get_pair(*o, {"img_size", "image_size"}, c.img_size, source);
-  get_pair(*o, {"patch_size"}, c.patch_size, source);
-  get_int(*o, {"in_chans", "in_channels"}, c.in_chans, source);
-  get_int(*o, {"embed_dim"}, c.embed_dim, source);
-  get_int(*o, {"depth"}, c.depth, source);
-  get_int(*o, {"num_heads"}, c.num_heads, source);
-  get_num(*o, {"mlp_ratio"}, c.mlp_ratio, source);
-  get_num(*o, {"layer_norm_eps", "norm_eps"}, c.layer_norm_eps, source);
-  get_bool(*o, "qkv_bias", c.qkv_bias, source);
-  get_bool(*o, "class_token", c.class_token, source);
-  get_bool(*o, "pre_norm", c.pre_norm, source);
-  if (const json* v = field(*o, {"global_pool"})) {
-    if (!v->is_string()) bad_field(source, "global_pool", *v, "a string");
-    c.global_pool = v->get<std::string>();
-  }
+      r.fail(fmt::format("only timm_pool '' or 'token' is supported, got {}", v->dump()));
+  r.get({"img_size", "image_size"}, c.img_size);  // timm's to_2tuple: one int or a list of 2
+  r.get({"patch_size"}, c.patch_size);
+  r.get({"in_chans", "in_channels"}, c.in_chans);
+  r.get({"embed_dim"}, c.embed_dim);
+  r.get({"depth"}, c.depth);
+  r.get({"num_heads"}, c.num_heads);
+  r.get({"mlp_ratio"}, c.mlp_ratio);
+  r.get({"layer_norm_eps", "norm_eps"}, c.layer_norm_eps);
+  r.get("qkv_bias", c.qkv_bias);
+  r.get("class_token", c.class_token);
+  r.get("pre_norm", c.pre_norm);
+  r.get({"global_pool"}, c.global_pool);
   c.validate(source);
   return c;
 }

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 
@@ -49,22 +49,7 @@ void Vit3dConfig::validate(const std::string& source) const {
 namespace {
 
 using nlohmann::json;
-using cfg::field;
 constexpr const char* kWhat = "vit3d";
-
-[[noreturn]] void bad_field(const std::string& src, const char* name, const json& v, const char* want) {
-  cfg::bad_field(kWhat, src, name, v, want);
-}
-void get_int(const json& j, std::initializer_list<const char*> names, std::int64_t& out, const std::string& src) {
-  cfg::get_int(kWhat, j, names, out, src);
-}
-void get_num(const json& j, std::initializer_list<const char*> names, double& out, const std::string& src) {
-  cfg::get_num(kWhat, j, names, out, src);
-}
-// MONAI's ensure_tuple_rep: one int for every dimension, or a list of 3.
-void get_triple(const json& j, const char* name, std::array<std::int64_t, 3>& out, const std::string& src) {
-  cfg::get_tuple<3>(kWhat, j, {name}, out, src);
-}
 
 }  // namespace
 
@@ -74,39 +59,28 @@ Vit3dConfig Vit3dConfig::from_json(const nlohmann::json& j, const std::string& s
   // A config that holds the vision sizes in a sub-object ("vision": {...}) is read from there.
   const json& o = (j.contains("vision") && j["vision"].is_object()) ? j["vision"] : j;
   Vit3dConfig c;
-  get_int(o, {"in_channels", "image_channel"}, c.in_channels, source);
-  get_triple(o, "img_size", c.img_size, source);
-  if (!field(o, {"img_size"})) get_triple(o, "image_size", c.img_size, source);
-  get_triple(o, "patch_size", c.patch_size, source);
-  get_int(o, {"hidden_size", "hidden"}, c.hidden, source);
-  get_int(o, {"mlp_dim", "intermediate_size"}, c.mlp_dim, source);
-  get_int(o, {"num_layers", "layers"}, c.layers, source);
-  get_int(o, {"num_heads", "heads"}, c.heads, source);
-  get_num(o, {"dropout_rate", "dropout"}, c.dropout, source);
-  get_num(o, {"layer_norm_eps"}, c.layer_norm_eps, source);
-  get_int(o, {"slice_dim"}, c.slice_dim, source);
-  get_num(o, {"score_dropout"}, c.score_dropout, source);
-  if (const json* v = field(o, {"qkv_bias"})) {
-    if (!v->is_boolean()) bad_field(source, "qkv_bias", *v, "true or false");
-    c.qkv_bias = v->get<bool>();
-  }
-  if (const json* v = field(o, {"pos_embed", "proj_type"})) {
+  const cfg::Reader r(kWhat, o, source);
+  r.get({"in_channels", "image_channel"}, c.in_channels);
+  r.get({"img_size", "image_size"}, c.img_size);  // MONAI's ensure_tuple_rep: one int or a list of 3
+  r.get({"patch_size"}, c.patch_size);
+  r.get({"hidden_size", "hidden"}, c.hidden);
+  r.get({"mlp_dim", "intermediate_size"}, c.mlp_dim);
+  r.get({"num_layers", "layers"}, c.layers);
+  r.get({"num_heads", "heads"}, c.heads);
+  r.get({"dropout_rate", "dropout"}, c.dropout);
+  r.get({"layer_norm_eps"}, c.layer_norm_eps);
+  r.get({"slice_dim"}, c.slice_dim);
+  r.get({"score_dropout"}, c.score_dropout);
+  r.get("qkv_bias", c.qkv_bias);
+  if (const json* v = r.find({"pos_embed", "proj_type"}))
     if (!v->is_string() || v->get<std::string>() != "perceptron")
-      throw cli::Error(cli::Exit::incompatible, source,
-                       fmt::format("vit3d config: only the 'perceptron' patch embedding is supported, got {}",
-                                   v->dump()));
-  }
-  if (const json* v = field(o, {"pos_embed_type"})) {
+      r.fail(fmt::format("only the 'perceptron' patch embedding is supported, got {}", v->dump()));
+  if (const json* v = r.find({"pos_embed_type"}))
     if (!v->is_string() || v->get<std::string>() != "learnable")
-      throw cli::Error(cli::Exit::incompatible, source,
-                       fmt::format("vit3d config: only learnable position embeddings are supported, got {}",
-                                   v->dump()));
-  }
-  if (const json* v = field(o, {"spatial_dims"})) {
+      r.fail(fmt::format("only learnable position embeddings are supported, got {}", v->dump()));
+  if (const json* v = r.find({"spatial_dims"}))
     if (!v->is_number_integer() || v->get<std::int64_t>() != 3)
-      throw cli::Error(cli::Exit::incompatible, source,
-                       fmt::format("vit3d config: spatial_dims must be 3, got {}", v->dump()));
-  }
+      r.fail(fmt::format("spatial_dims must be 3, got {}", v->dump()));
   c.validate(source);
   return c;
 }

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_files.h"
-#include "hse/model/config_json.h"
+#include "hse/config/files.h"
+#include "hse/config/json.h"
 
 namespace hse::model {
 

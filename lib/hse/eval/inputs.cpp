@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
-#include "hse/eval/eval_tool.h"
+#include "hse/eval/inputs.h"
 #include "hse/eval/vqa.h"
 
 namespace hse::eval {

@@ -1,6 +1,5 @@
 // The text inputs of hse-eval, parsed in libhse without LibTorch (so that the fuzz targets of
-// tests/fuzz reach them): JSONL lines, and the rankings TSV of hse-retrieve. Predictions JSONL is
-// read_predictions (eval_tool.h). Every error names the file and the line (exit 3).
+// tests/fuzz reach them): JSONL lines, and the rankings TSV of hse-retrieve. Every error names the file and the line (exit 3).
 #pragma once
 
 #include <cstddef>
@@ -30,5 +29,18 @@ Rankings read_rankings(std::istream& in, const std::string& name);
 // The true pairs of hse-eval retrieval --pairs: query_id<TAB>item_id lines (the last pair of a
 // query wins).
 std::map<std::string, std::string> read_pairs(std::istream& in, const std::string& name);
+
+// HSENet's reference cleaning: removes ", ', ( and ).
+std::string clean_hsenet(const std::string& s);
+// Python's str.strip() for ASCII whitespace.
+std::string strip(const std::string& s);
+
+struct Prediction {
+  std::string id, prediction, reference;
+  bool has_reference = false;
+  std::size_t line = 0;
+};
+// Reads predictions JSONL ({"id", "prediction", "reference"?}); errors name the file and line.
+std::vector<Prediction> read_predictions(std::istream& in, const std::string& name);
 
 }  // namespace hse::eval

@@ -9,7 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_files.h"
+#include "hse/config/files.h"
 
 namespace fs = std::filesystem;
 

@@ -10,7 +10,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/config_check.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 namespace fs = std::filesystem;
 

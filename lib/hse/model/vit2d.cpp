@@ -1,5 +1,5 @@
 #include "hse/model/vit2d.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 #include <cmath>
 #include <filesystem>

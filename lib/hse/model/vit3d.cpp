@@ -1,6 +1,6 @@
 #include "hse/model/vit3d.h"
 #include "hse/model/recompute.h"
-#include "hse/model/config_json.h"
+#include "hse/config/json.h"
 
 #include <cmath>
 #include <filesystem>

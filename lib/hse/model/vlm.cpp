@@ -8,8 +8,8 @@
 #include <fmt/ranges.h>
 
 #include "hse/cli/cli.h"
-#include "hse/model/config_json.h"
-#include "hse/model/config_files.h"
+#include "hse/config/json.h"
+#include "hse/config/files.h"
 
 namespace fs = std::filesystem;
 
@@ -215,43 +215,6 @@ torch::Tensor HsenetVlmImpl::forward(const torch::Tensor& input_ids, const torch
 torch::Tensor HsenetVlmImpl::loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                   const torch::Tensor& labels, const torch::Tensor& t1, const torch::Tensor& t2) {
   return causal_lm_loss(forward(input_ids, attention_mask, t1, t2), labels);
-}
-
-std::vector<std::vector<std::int64_t>> HsenetVlmImpl::generate(const std::vector<std::vector<std::int64_t>>& prompts,
-                                                               const torch::Tensor& t1, const torch::Tensor& t2,
-                                                               const GenerateOptions& options,
-                                                               const StepCallback& callback) {
-  torch::NoGradGuard ng;
-  const std::int64_t B = static_cast<std::int64_t>(prompts.size());
-  if (B == 0) return {};
-  const std::int64_t n = image_tokens();
-  std::size_t L = 0;
-  for (const auto& p : prompts) {
-    if (static_cast<std::int64_t>(p.size()) < 1 + n)
-      cli::fail_usage("vlm: a prompt has {} tokens, fewer than BOS + {} image tokens", p.size(), n);
-    L = std::max(L, p.size());
-  }
-  const std::int64_t pad = tokens().pad;
-  auto ids = torch::full({B, static_cast<std::int64_t>(L)}, pad, torch::kLong);
-  auto mask = torch::zeros({B, static_cast<std::int64_t>(L)}, torch::kLong);
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& p = prompts[static_cast<std::size_t>(b)];
-    const auto len = static_cast<std::int64_t>(p.size());
-    ids[b].narrow(0, 0, len).copy_(torch::tensor(p, torch::kLong));
-    mask[b].narrow(0, 0, len).fill_(1);
-  }
-  auto emb = inputs_embeds(ids, t1, t2).to(llm->dtype());
-  if (options.guidance_scale == 1.0 || options.negative_prompt_embeds.defined() ||
-      !options.negative_prompt_ids.empty())
-    return model::generate(llm, emb, mask, options, callback);
-  // Classifier-free guidance against the image-free prompt: each prompt without its image positions.
-  GenerateOptions o = options;
-  for (const auto& p : prompts) {
-    std::vector<std::int64_t> text{p[0]};
-    text.insert(text.end(), p.begin() + 1 + n, p.end());
-    o.negative_prompt_ids.push_back(std::move(text));
-  }
-  return model::generate(llm, emb, mask, o, callback);
 }
 
 std::vector<torch::Tensor> HsenetVlmImpl::trainable_parameters() {

@@ -23,7 +23,7 @@
 //              ignore_index -100, mean over the counted tokens.
 //   Training forward uses position_ids arange(T) (transformers' default cache_position), with the
 //   [B,T] attention mask for padding.
-// Generation: prompt ids right-padded, image tokens assembled into embeddings, then generate.h's
+// Generation: prompt ids right-padded, image tokens assembled into embeddings, then decode/decode.h's
 // prompt-embeddings entry (which re-packs to left padding as HF generate does). HSENet: greedy,
 // max_new_tokens 512 (MRG) or 74 (VQA), stop id 199999.
 // Vocabulary (LaMed initialize_vision_tokenizer): with vocab_size > 0 the embedding (and an untied
@@ -66,7 +66,6 @@
 #include <torch/torch.h>
 
 #include "hse/config/vlm.h"
-#include "hse/model/generate.h"
 #include "hse/model/lora.h"
 #include "hse/model/packer.h"
 #include "hse/model/phi3.h"
@@ -136,16 +135,6 @@ class HsenetVlmImpl : public torch::nn::Module {
   // causal_lm_loss(forward(...), labels).
   torch::Tensor loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, const torch::Tensor& labels,
                      const torch::Tensor& t1, const torch::Tensor& t2 = {});
-  // Generates from prompt ids (vlm_prompt_ids layouts of any lengths >= 1 + n_img), one per row
-  // of t1/t2. Output as generate.h (new ids up to and including the stop id). With
-  // options.guidance_scale != 1 and no negative prompts given, the negative prompt of classifier-free
-  // guidance is each prompt without its image positions (BOS + text), so the guidance weights what
-  // the image adds.
-  std::vector<std::vector<std::int64_t>> generate(const std::vector<std::vector<std::int64_t>>& prompts,
-                                                  const torch::Tensor& t1, const torch::Tensor& t2 = {},
-                                                  const GenerateOptions& options = {},
-                                                  const StepCallback& callback = {});
-
   // The trainable set: packers' parameters then LoRA factors (HSENet trains only these).
   std::vector<torch::Tensor> trainable_parameters();
   // The same with their published names (see the file comment; LoRA in the ".default." form).

@@ -8,7 +8,7 @@
 
 #include "hse/io/h5.h"
 #include "hse/model/clip.h"
-#include "hse/retrieve/retrieve.h"
+#include "hse/app/retrieve.h"
 #include "hse/text/wordpiece.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "hse/info/info.h"
+#include "hse/app/info.h"
 
 #include <algorithm>
 #include <filesystem>

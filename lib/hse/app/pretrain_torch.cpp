@@ -15,7 +15,7 @@
 #include "hse/eval/retrieval.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/clip.h"
-#include "hse/pretrain/pretrain.h"
+#include "hse/app/pretrain.h"
 #include "hse/model/config_check.h"
 #include "hse/train/clip_data.h"
 #include "hse/train/loop.h"

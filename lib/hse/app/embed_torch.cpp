@@ -10,7 +10,7 @@
 #include <torch/torch.h>
 
 #include "hse/model/device.h"
-#include "hse/embed/embed.h"
+#include "hse/app/embed.h"
 
 #include "hse/cli/compat.h"
 #include "hse/model/config_check.h"

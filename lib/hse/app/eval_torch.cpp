@@ -1,4 +1,4 @@
-#include "hse/eval/eval_tool.h"
+#include "hse/app/eval.h"
 
 #include <algorithm>
 #include <cctype>
@@ -24,7 +24,7 @@
 #include "hse/eval/bleu.h"
 #include "hse/eval/inputs.h"
 #include "hse/cli/compat.h"
-#include "hse/model/bertscore.h"
+#include "hse/eval/bertscore.h"
 #include "hse/eval/labeler.h"
 #include "hse/eval/meteor.h"
 #include "hse/eval/retrieval.h"
@@ -234,14 +234,14 @@ void text_metrics(const Options& o, const std::vector<Pair>& pairs, Table& t,
   t.emplace_back("rougeL", rl / n);
   t.emplace_back("meteor", me / n);
   if (!o.bertscore_model.empty()) {
-    auto sm = model::load_score_model(o.bertscore_model);
+    auto sm = eval::load_score_model(o.bertscore_model);
     const int layer =
         o.bertscore_layer >= 0 ? o.bertscore_layer : static_cast<int>(sm.model->config.num_hidden_layers);
     torch::NoGradGuard ng;
-    auto bs = model::bert_score(hyps, refs, sm.tokenizer, sm.model, layer,
-                                model::bert_score_idf(refs, sm.tokenizer, o.bertscore_idf), o.bertscore_batch);
+    auto bs = eval::bert_score(hyps, refs, sm.tokenizer, sm.model, layer,
+                                eval::bert_score_idf(refs, sm.tokenizer, o.bertscore_idf), o.bertscore_batch);
     if (!o.bertscore_baseline.empty())
-      model::rescale_with_baseline(bs, model::read_bertscore_baseline(o.bertscore_baseline, layer));
+      eval::rescale_with_baseline(bs, eval::read_bertscore_baseline(o.bertscore_baseline, layer));
     double P = 0, R = 0, F = 0;
     for (std::size_t i = 0; i < pairs.size(); ++i) {
       per_item[i].emplace_back("bertscore_f1", bs.F[i]);

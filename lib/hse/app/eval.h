@@ -45,17 +45,4 @@ struct Options {
 void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);
 
-// HSENet's reference cleaning: removes ", ', ( and ).
-std::string clean_hsenet(const std::string& s);
-// Python's str.strip() for ASCII whitespace.
-std::string strip(const std::string& s);
-
-struct Prediction {
-  std::string id, prediction, reference;
-  bool has_reference = false;
-  std::size_t line = 0;
-};
-// Reads predictions JSONL ({"id", "prediction", "reference"?}); errors name the file and line.
-std::vector<Prediction> read_predictions(std::istream& in, const std::string& name);
-
 }  // namespace hse::eval

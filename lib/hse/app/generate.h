@@ -45,4 +45,24 @@ struct Options {
 void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);
 
+// Where CT inputs of hse-generate go and what may override the adapter's record.
+struct CtPrepare {
+  std::string adapter_dir;           // relative paths of the record are relative to it
+  std::string slice_encoder;         // --slice-encoder: the 2-D encoder directory (replaces the record's)
+  std::string slice_encoder_config;  // --slice-encoder-config: its vit2d config JSON
+  bool keep_going = false;           // list failed files instead of stopping at the first
+  std::string dir;                   // private temporary directory for the intermediate files
+  std::string device;
+  int threads = 0;
+};
+struct CtPrepared {
+  std::string volumes, slice_features;                      // slice_features "" when the record has no slices
+  std::vector<std::pair<std::string, std::string>> failed;  // input path, reason (keep_going)
+};
+// CT files (`ct.inputs` already expanded, `ct.ids` set) -> volumes.h5 and slice_features.h5 in
+// p.dir, made in-process by hse-preprocess, hse-slice and hse-embed --slices with the recipes of
+// `inputs_json` (an adapter's record). Throws cli::Error exit 3 when the record lacks what is
+// needed; messages never name the temporary files.
+CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInputOptions& ct, const CtPrepare& p);
+
 }  // namespace hse::generate

@@ -1,4 +1,4 @@
-#include "hse/model/generate.h"
+#include "hse/decode/decode.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -10,7 +10,9 @@
 
 #include "hse/cli/cli.h"
 
-namespace hse::model {
+namespace hse::decode {
+
+using namespace model;
 
 namespace {
 
@@ -423,4 +425,41 @@ std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const to
   return run(m, std::move(pr), std::move(neg), s, options, callback);
 }
 
-}  // namespace hse::model
+std::vector<std::vector<std::int64_t>> generate(model::HsenetVlmImpl& vlm,
+                                                const std::vector<std::vector<std::int64_t>>& prompts,
+                                                const torch::Tensor& t1, const torch::Tensor& t2,
+                                                const GenerateOptions& options, const StepCallback& callback) {
+  torch::NoGradGuard ng;
+  const std::int64_t B = static_cast<std::int64_t>(prompts.size());
+  if (B == 0) return {};
+  const std::int64_t n = vlm.image_tokens();
+  std::size_t L = 0;
+  for (const auto& p : prompts) {
+    if (static_cast<std::int64_t>(p.size()) < 1 + n)
+      cli::fail_usage("vlm: a prompt has {} tokens, fewer than BOS + {} image tokens", p.size(), n);
+    L = std::max(L, p.size());
+  }
+  const std::int64_t pad = vlm.tokens().pad;
+  auto ids = torch::full({B, static_cast<std::int64_t>(L)}, pad, torch::kLong);
+  auto mask = torch::zeros({B, static_cast<std::int64_t>(L)}, torch::kLong);
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<std::size_t>(b)];
+    const auto len = static_cast<std::int64_t>(p.size());
+    ids[b].narrow(0, 0, len).copy_(torch::tensor(p, torch::kLong));
+    mask[b].narrow(0, 0, len).fill_(1);
+  }
+  auto emb = vlm.inputs_embeds(ids, t1, t2).to(vlm.llm->dtype());
+  if (options.guidance_scale == 1.0 || options.negative_prompt_embeds.defined() ||
+      !options.negative_prompt_ids.empty())
+    return generate(vlm.llm, emb, mask, options, callback);
+  // Classifier-free guidance against the image-free prompt: each prompt without its image positions.
+  GenerateOptions o = options;
+  for (const auto& p : prompts) {
+    std::vector<std::int64_t> text{p[0]};
+    text.insert(text.end(), p.begin() + 1 + n, p.end());
+    o.negative_prompt_ids.push_back(std::move(text));
+  }
+  return generate(vlm.llm, emb, mask, o, callback);
+}
+
+}  // namespace hse::decode

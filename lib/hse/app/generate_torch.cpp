@@ -12,10 +12,11 @@
 #include <torch/torch.h>
 
 #include "hse/model/device.h"
-#include "hse/generate/generate_tool.h"
+#include "hse/app/generate.h"
 #include "hse/eval/vqa.h"
-#include "hse/generate/vlm_inputs.h"
+#include "hse/vlm/inputs.h"
 #include "hse/io/atomic.h"
+#include "hse/decode/decode.h"
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 
@@ -49,7 +50,7 @@ void declare(CLI::App& app, Options& o) {
                  "vqa: ask where this abnormality is in every volume, with the first location template (implies "
                  "--task vqa)");
   cli::flags::reports(app, o.reports, "mrg: reports CSV whose --report-column becomes the reference");
-  vlmio::add_report_column_option(app, o.report_column);
+  vlm::add_report_column_option(app, o.report_column);
   cli::flags::prompts(app, o.prompts,
                  "prompt templates: vqa, location templates with {abnormality} (default "
                  "share/hse/prompts/location.txt); mrg, report prompts (default: HSENet's one evaluation prompt)");
@@ -130,7 +131,7 @@ std::string strip(const std::string& s) {
 int run(const Options& o, cli::Io& io) {
   torch::set_num_threads(cli::resolve_threads(o.common.threads));
   const auto dev = model::torch_device(o.common.device);
-  const auto dtype = vlmio::parse_precision(o.precision);
+  const auto dtype = vlm::parse_precision(o.precision);
   if (o.batch < 1 || o.num_beams < 1) cli::fail_usage("--batch-size and --num-beams must be positive");
   std::string adapter = !o.model.empty() ? o.model : o.adapter;
   if (adapter.empty()) cli::fail_usage("give --model ADAPTER_DIR (or --llm DIR --adapter DIR)");
@@ -170,14 +171,14 @@ int run(const Options& o, cli::Io& io) {
 
   // Vision: HDF5 inputs, cached tokens, or CT files made into volumes (and slice features)
   // in-process with the recipes the adapter recorded at training time.
-  vlmio::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
+  vlm::VisionOptions vo{o.clip, o.volumes, o.slice_features, o.tokens1, o.tokens2};
   const bool from_ct = !o.ct.inputs.empty() || !o.ct.root.empty();
   const std::string& inputs_record = vlm->config.inputs;  // hse_vlm.json's, as load_vlm read it
   const std::string adapter_dir = fs::is_directory(adapter) ? adapter : fs::path(adapter).parent_path().string();
   if (vo.clip.empty() && vo.tokens1.empty() && !inputs_record.empty()) {
     const auto rec = nlohmann::json::parse(inputs_record);
     if (rec.contains("clip") && rec["clip"].is_string())
-      vo.clip = vlmio::resolve_recorded(adapter_dir, rec["clip"].get<std::string>());
+      vo.clip = vlm::resolve_recorded(adapter_dir, rec["clip"].get<std::string>());
   }
   const bool stdin_list = std::find(o.ct.inputs.begin(), o.ct.inputs.end(), "-") != o.ct.inputs.end();
   if (stdin_list && vqa && o.question.empty() && o.abnormality.empty() && (o.questions.empty() || o.questions == "-"))
@@ -198,7 +199,7 @@ int run(const Options& o, cli::Io& io) {
     ct.ids = o.common.shard.take(ct.ids);
     if (ct.inputs.empty()) cli::fail_usage("shard {}/{} has no inputs", o.common.shard.index, o.common.shard.count);
     tmp.make();
-    vlmio::CtPrepare cp;
+    CtPrepare cp;
     cp.adapter_dir = adapter_dir;
     cp.slice_encoder = o.slice_encoder;
     cp.slice_encoder_config = o.slice_encoder_config;
@@ -206,7 +207,7 @@ int run(const Options& o, cli::Io& io) {
     cp.dir = tmp.path;
     cp.device = o.common.device;
     cp.threads = o.common.threads;
-    const auto prepared = vlmio::prepare_ct_inputs(inputs_record, ct, cp);
+    const auto prepared = prepare_ct_inputs(inputs_record, ct, cp);
     for (const auto& [path, why] : prepared.failed) {
       failed.emplace_back(path, why);
       const auto at = std::find(ct.inputs.begin(), ct.inputs.end(), path);
@@ -215,7 +216,7 @@ int run(const Options& o, cli::Io& io) {
     vo.volumes = {prepared.volumes};
     vo.slices = prepared.slice_features.empty() ? std::vector<std::string>{} : std::vector<std::string>{prepared.slice_features};
   }
-  vlmio::VisionSource vision(vo, dev);
+  vlm::VisionSource vision(vo, dev);
   if (!from_ct) all_ids.insert(vision.ids().begin(), vision.ids().end());
 
   // Items. CT inputs are sharded by file above; HDF5 inputs by item below.
@@ -229,15 +230,15 @@ int run(const Options& o, cli::Io& io) {
   };
   auto template_for = [&](const std::string& abnormality, std::size_t n) {
     if (templates.empty())
-      templates = vlmio::read_prompts(o.prompts.empty() ? vlmio::share_file("prompts/location.txt") : o.prompts, true);
-    return vlmio::fill(pick(templates, n), abnormality);
+      templates = vlm::read_prompts(o.prompts.empty() ? vlm::share_file("prompts/location.txt") : o.prompts, true);
+    return vlm::fill(pick(templates, n), abnormality);
   };
-  std::vector<std::string> mrg_prompts{vlmio::kMrgEvalPrompt};
-  if (!vqa && !o.prompts.empty()) mrg_prompts = vlmio::read_prompts(o.prompts, false);
+  std::vector<std::string> mrg_prompts{vlm::kMrgEvalPrompt};
+  if (!vqa && !o.prompts.empty()) mrg_prompts = vlm::read_prompts(o.prompts, false);
   eval::VqaIds vqa_ids;  // the ids hse-eval vqa gives the same CSV's rows
   if (!vqa || one_question) {
     std::map<std::string, std::string> refs;
-    if (!o.reports.empty() && !vqa) refs = vlmio::read_reports(o.reports, o.report_column);
+    if (!o.reports.empty() && !vqa) refs = vlm::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       Item it{vision.ids()[i], pick(mrg_prompts, i), {}, false, i};
       if (vqa) {
@@ -251,7 +252,7 @@ int run(const Options& o, cli::Io& io) {
     }
   } else {
     const std::string qpath = o.questions.empty() || o.questions == "-" ? "/dev/stdin" : o.questions;
-    const auto rows = vlmio::read_vqa(qpath, false);
+    const auto rows = vlm::read_vqa(qpath, false);
     for (std::size_t row = 0; row < rows.size(); ++row) {
       const auto& r = rows[row];
       Item it;
@@ -292,7 +293,7 @@ int run(const Options& o, cli::Io& io) {
   }
   items = std::move(kept);
 
-  model::GenerateOptions g;
+  decode::GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : (vqa ? 74 : 512);
   g.do_sample = o.do_sample;
   g.temperature = o.temperature;
@@ -301,9 +302,9 @@ int run(const Options& o, cli::Io& io) {
   g.seed = o.common.seed;
   g.num_beams = o.num_beams;
   g.length_penalty = o.length_penalty;
-  g.early_stopping = o.early_stopping == "true"    ? model::EarlyStopping::on
-                     : o.early_stopping == "never" ? model::EarlyStopping::never
-                                                   : model::EarlyStopping::heuristic;
+  g.early_stopping = o.early_stopping == "true"    ? decode::EarlyStopping::on
+                     : o.early_stopping == "never" ? decode::EarlyStopping::never
+                                                   : decode::EarlyStopping::heuristic;
   g.guidance_scale = o.guidance_scale;
   g.repetition_penalty = o.repetition_penalty;
   g.eos_token_ids = std::vector<std::int64_t>{toks.eos};
@@ -320,7 +321,7 @@ int run(const Options& o, cli::Io& io) {
       prompts.push_back(prompt_ids[k]);
     }
     const auto [t1, t2] = vision.features(vols);
-    const auto out = vlm->generate(prompts, t1, t2, g);
+    const auto out = decode::generate(*vlm, prompts, t1, t2, g);
     for (std::size_t k = s; k < e; ++k) {
       nlohmann::json j;
       j["id"] = items[k].id;

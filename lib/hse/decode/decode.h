@@ -1,4 +1,4 @@
-// Text generation with the Phi-3 decoder (phi3.h), following transformers 5.23's
+// Decoding: text generation with the Phi-3 decoder (model/phi3.h) and the HSENet VLM (model/vlm.h), following transformers 5.23's
 // GenerationMixin.generate for a decoder-only model with a DynamicCache, so that greedy search,
 // beam search and seeded sampling give HF's tokens:
 //
@@ -58,8 +58,11 @@
 #include <torch/torch.h>
 
 #include "hse/model/phi3.h"
+#include "hse/model/vlm.h"
 
-namespace hse::model {
+namespace hse::decode {
+
+using model::Phi3ForCausalLM;
 
 enum class EarlyStopping { heuristic, on, never };  // HF early_stopping False (default), True, "never"
 
@@ -111,4 +114,15 @@ std::vector<std::vector<std::int64_t>> generate(Phi3ForCausalLM& model, const to
                                                 const GenerateOptions& options = {},
                                                 const StepCallback& callback = {});
 
-}  // namespace hse::model
+// Generates with the VLM from prompt ids (vlm_prompt_ids layouts of any lengths >= 1 + n_img), one
+// per row of t1/t2 (the towers' patch tokens). Output as above (new ids up to and including the
+// stop id). With options.guidance_scale != 1 and no negative prompts given, the negative prompt of
+// classifier-free guidance is each prompt without its image positions (BOS + text), so the guidance
+// weights what the image adds.
+std::vector<std::vector<std::int64_t>> generate(model::HsenetVlmImpl& vlm,
+                                                const std::vector<std::vector<std::int64_t>>& prompts,
+                                                const torch::Tensor& t1, const torch::Tensor& t2 = {},
+                                                const GenerateOptions& options = {},
+                                                const StepCallback& callback = {});
+
+}  // namespace hse::decode

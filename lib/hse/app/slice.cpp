@@ -1,4 +1,4 @@
-#include "hse/slice/slice.h"
+#include "hse/app/slice.h"
 
 #include <CLI/CLI.hpp>
 

@@ -50,6 +50,11 @@ inline const json* field(const json& j, std::initializer_list<const char*> names
                    fmt::format("{} config: '{}' must be {}, got {}", what, name, want, v.dump()));
 }
 
+// "<what> config: <message>" (exit 3, naming the source).
+[[noreturn]] inline void fail(const char* what, const std::string& source, const std::string& message) {
+  throw cli::Error(cli::Exit::incompatible, source, fmt::format("{} config: {}", what, message));
+}
+
 inline void get_int(const char* what, const json& j, std::initializer_list<const char*> names, std::int64_t& out,
                     const std::string& src) {
   if (const json* v = field(j, names)) {
@@ -90,6 +95,40 @@ void get_tuple(const char* what, const json& j, std::initializer_list<const char
     out[i] = (*v)[i].get<std::int64_t>();
   }
 }
+
+// The typed reads above bound to one config (its name and source), for a config's from_json:
+//   cfg::Reader r("vit3d", j, source);  r.get({"hidden_size", "hidden"}, c.hidden);
+class Reader {
+ public:
+  Reader(const char* what, const json& j, const std::string& source) : what_(what), j_(j), src_(source) {}
+  const json& object() const { return j_; }
+  const std::string& source() const { return src_; }
+  const json* find(std::initializer_list<const char*> names) const { return field(j_, names); }
+  void get(std::initializer_list<const char*> names, std::int64_t& out) const { get_int(what_, j_, names, out, src_); }
+  void get(std::initializer_list<const char*> names, double& out) const { get_num(what_, j_, names, out, src_); }
+  void get(const char* name, bool& out) const { get_bool(what_, j_, name, out, src_); }
+  // An integer repeated N times or a list of N integers (timm's to_Ntuple, MONAI's ensure_tuple_rep).
+  template <std::size_t N>
+  void get(std::initializer_list<const char*> names, std::array<std::int64_t, N>& out) const {
+    get_tuple<N>(what_, j_, names, out, src_);
+  }
+  void get(std::initializer_list<const char*> names, std::string& out) const {
+    if (const json* v = field(j_, names)) {
+      if (!v->is_string()) bad(*names.begin(), *v, "a string");
+      out = v->get<std::string>();
+    }
+  }
+  [[noreturn]] void bad(const char* name, const json& v, const char* want) const {
+    bad_field(what_, src_, name, v, want);
+  }
+  // "<what> config: <message>" (exit 3, naming the source).
+  [[noreturn]] void fail(const std::string& message) const { cfg::fail(what_, src_, message); }
+
+ private:
+  const char* what_;
+  const json& j_;
+  const std::string& src_;
+};
 
 // Reads a config JSON file, or `<dir>/config.json` when `path` is a directory; `file`
 // receives the path read (for error messages).

@@ -1,4 +1,4 @@
-#include "hse/preprocess/preprocess.h"
+#include "hse/app/preprocess.h"
 
 #include <chrono>
 

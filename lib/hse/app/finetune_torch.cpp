@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "hse/finetune/finetune.h"
+#include "hse/app/finetune.h"
 
 #include "hse/cli/compat.h"
-#include "hse/generate/vlm_inputs.h"
+#include "hse/vlm/inputs.h"
 #include "hse/io/atomic.h"
 #include "hse/io/safetensors.h"
 #include "hse/model/checkpoint.h"
@@ -40,7 +40,7 @@ void declare(CLI::App& app, Options& o) {
   cli::flags::slice_features(app, o.slice_features, "2-D slice features (HDF5 kind slice_features)")->required();
   cli::flags::clip(app, o.clip, "stage-2 CLIP directory (both 3-D ViTs, frozen)")->required();
   cli::flags::reports(app, o.reports, "mrg: reports CSV (VolumeName and --report-column)");
-  vlmio::add_report_column_option(app, o.report_column);
+  vlm::add_report_column_option(app, o.report_column);
   cli::flags::questions(app, o.questions, "vqa: RadGenome location CSV (VolumeName, Abnormality, Anatomy)");
   cli::flags::prompts(app, o.prompts,
                  "prompt templates (default share/hse/prompts/caption.txt for mrg, location.txt for vqa)");
@@ -150,13 +150,13 @@ int run(const Options& oin, cli::Io&) {
   const std::string ck_prev = train::prepare_output(o.common.output, o.loop.resume, *dist);
 
   // Vision towers and data.
-  vlmio::VisionSource vision({o.clip, o.volumes, o.slice_features, {}, {}}, dev);
-  const auto templates = vlmio::read_prompts(
-      !o.prompts.empty() ? o.prompts : vlmio::share_file(vqa ? "prompts/location.txt" : "prompts/caption.txt"), vqa);
+  vlm::VisionSource vision({o.clip, o.volumes, o.slice_features, {}, {}}, dev);
+  const auto templates = vlm::read_prompts(
+      !o.prompts.empty() ? o.prompts : vlm::share_file(vqa ? "prompts/location.txt" : "prompts/caption.txt"), vqa);
   std::vector<Example> data;
   std::size_t skipped = 0, cleaned = 0;
   if (vqa) {
-    for (const auto& r : vlmio::read_vqa(o.questions, true)) {
+    for (const auto& r : vlm::read_vqa(o.questions, true)) {
       const auto v = vision.index_of(r.id);
       if (!v) cli::fail_input(o.questions, "volume '{}' is not in {}", r.id, o.volumes.front());
       if (r.abnormality.empty() && r.question.empty()) continue;
@@ -168,7 +168,7 @@ int run(const Options& oin, cli::Io&) {
     }
     if (skipped) cli::warn("{}: skipped {} rows without an answer, as HSENet does", o.questions, skipped);
   } else {
-    const auto reps = vlmio::read_reports(o.reports, o.report_column);
+    const auto reps = vlm::read_reports(o.reports, o.report_column);
     for (std::size_t i = 0; i < vision.ids().size(); ++i) {
       auto it = reps.find(vision.ids()[i]);
       if (it == reps.end()) cli::fail_input(o.volumes.front(), "volume '{}' has no report in {}", vision.ids()[i], o.reports);
@@ -201,10 +201,10 @@ int run(const Options& oin, cli::Io&) {
     for (const auto& e : data) texts.push_back(" " + e.answer);
     for (const auto& t : templates)
       for (const auto& e : data) {
-        texts.push_back(vlmio::fill(t, e.abnormality));
+        texts.push_back(vlm::fill(t, e.abnormality));
         if (!vqa) break;
       }
-    texts.emplace_back(vlmio::kMrgEvalPrompt);
+    texts.emplace_back(vlm::kMrgEvalPrompt);
     tok = std::make_unique<text::BpeTokenizer>(
         text::BpeTokenizer::train(texts, o.train_tokenizer, "", {"<|endoftext|>", "<im_patch>"}));
     if (dist->is_main()) {  // every rank trains the same tokenizer (deterministic); one writes it
@@ -279,7 +279,7 @@ int run(const Options& oin, cli::Io&) {
   cfg.lora.lora_dropout = o.lora_dropout;
   cfg.lora.base_model_name_or_path = llm->name_or_path;
   cfg.llm = llm->name_or_path;
-  cfg.inputs = vlmio::record_inputs(o.clip, o.volumes, o.slice_features);
+  cfg.inputs = vlm::record_inputs(o.clip, o.volumes, o.slice_features);
   cfg.tokenizer_mode = o.tokenizer_mode;
   cfg.compat = o.compat;
   if (added > 0) {
@@ -319,7 +319,7 @@ int run(const Options& oin, cli::Io&) {
       const auto& e = data[item];
       std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
       const auto& t = templates[rng() % templates.size()];
-      const auto q = tok->encode(vqa ? vlmio::fill(t, e.abnormality) : t);
+      const auto q = tok->encode(vqa ? vlm::fill(t, e.abnormality) : t);
       const auto ans = tok->encode(" " + e.answer);
       ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
       vols.push_back(e.volume);
@@ -333,8 +333,8 @@ int run(const Options& oin, cli::Io&) {
   const std::string inputs_abs = vlm->config.inputs;
   task.write = [&](const std::string& dir, const std::string& final_dir, bool checkpoint) {
     fs::create_directories(dir);
-    vlm->config.llm = save_llm ? "llm" : vlmio::relative_to(llm->name_or_path, final_dir);
-    vlm->config.inputs = vlmio::relocate_inputs(inputs_abs, dir, final_dir);
+    vlm->config.llm = save_llm ? "llm" : vlm::relative_to(llm->name_or_path, final_dir);
+    vlm->config.inputs = vlm::relocate_inputs(inputs_abs, dir, final_dir);
     model::save_vlm_adapter(*vlm, dir);
     if (save_llm) model::save_phi3(vlm->llm, (fs::path(dir) / "llm").string());
     // The final output's tokenizer.json is already there.

@@ -1,4 +1,4 @@
-#include "hse/model/bertscore.h"
+#include "hse/eval/bertscore.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,9 @@
 #include "hse/eval/vqa.h"
 #include "hse/model/config_check.h"
 
-namespace hse::model {
+namespace hse::eval {
+
+using namespace model;
 
 std::vector<int64_t> bert_score_encode(const std::string& sentence, const text::WordPieceTokenizer& tok,
                                        int max_length) {
@@ -283,4 +285,4 @@ BertScore bert_score(const std::vector<std::string>& cands, const std::vector<st
   return out;
 }
 
-}  // namespace hse::model
+}  // namespace hse::eval

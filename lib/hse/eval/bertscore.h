@@ -41,7 +41,9 @@
 #include "hse/text/bpe.h"
 #include "hse/text/wordpiece.h"
 
-namespace hse::model {
+namespace hse::eval {
+
+using model::Bert;
 
 struct BertScore {
   std::vector<double> P, R, F;
@@ -112,4 +114,4 @@ IdfDict bert_score_idf(const std::vector<std::string>& refs, const ScoreTokenize
 BertScore bert_score(const std::vector<std::string>& cands, const std::vector<std::string>& refs,
                      const ScoreTokenizer& tok, Bert& model, int layer, const IdfDict& weights, int batch_size = 64);
 
-}  // namespace hse::model
+}  // namespace hse::eval
