@@ -1,5 +1,5 @@
 // hse-embed: volume, report and 2-D slice embeddings.
-#include "hse/embed/embed.h"
+#include "hse/app/embed.h"
 
 int main(int argc, char** argv) {
   hse::embed::Options opt;

@@ -1,5 +1,5 @@
 // hse-eval: report, VQA and retrieval metrics.
-#include "hse/eval/eval_tool.h"
+#include "hse/app/eval.h"
 
 int main(int argc, char** argv) {
   hse::eval::Options opt;

@@ -1,5 +1,5 @@
 // hse-finetune: HSENet VLM training (report generation or location VQA).
-#include "hse/finetune/finetune.h"
+#include "hse/app/finetune.h"
 
 int main(int argc, char** argv) {
   hse::finetune::Options opt;

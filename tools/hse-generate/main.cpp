@@ -1,5 +1,5 @@
 // hse-generate: report generation (MRG) and location VQA with an HSENet VLM.
-#include "hse/generate/generate_tool.h"
+#include "hse/app/generate.h"
 
 int main(int argc, char** argv) {
   hse::generate::Options opt;

@@ -1,5 +1,5 @@
 // hse-info: describe hse HDF5 feature files.
-#include "hse/info/info.h"
+#include "hse/app/info.h"
 
 int main(int argc, char** argv) {
   hse::info::Options opt;

@@ -1,5 +1,5 @@
 // hse-preprocess: CT files (NIfTI, DICOM, NRRD, MHA) -> normalised volumes (HDF5).
-#include "hse/preprocess/preprocess.h"
+#include "hse/app/preprocess.h"
 
 int main(int argc, char** argv) {
   hse::preprocess::Options opt;

@@ -1,5 +1,5 @@
 // hse-pretrain: HSENet CLIP pretraining, stage 1 (3-D ViT + BERT) and stage 2 (2E3 + L_SA).
-#include "hse/pretrain/pretrain.h"
+#include "hse/app/pretrain.h"
 
 int main(int argc, char** argv) {
   hse::pretrain::Options opt;

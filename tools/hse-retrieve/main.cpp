@@ -1,5 +1,5 @@
 // hse-retrieve: top-K rankings between embeddings, or for free text, as TSV.
-#include "hse/retrieve/retrieve.h"
+#include "hse/app/retrieve.h"
 
 int main(int argc, char** argv) {
   hse::retrieve::Options opt;

@@ -1,5 +1,5 @@
 // hse-slice: CT files (NIfTI, DICOM, NRRD, MHA) -> BiomedCLIP-ready 2-D slices (HDF5).
-#include "hse/slice/slice.h"
+#include "hse/app/slice.h"
 
 int main(int argc, char** argv) {
   hse::slice::Options opt;

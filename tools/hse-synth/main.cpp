@@ -1,5 +1,5 @@
 // hse-synth: a deterministic synthetic chest-CT data set in CT-RATE's layout.
-#include "hse/synth/synth.h"
+#include "hse/app/synth.h"
 
 int main(int argc, char** argv) {
   hse::synth::Options opt;

@@ -14,10 +14,6 @@
 
 #include "hse/cli/cli.h"
 
-namespace CLI {
-class App;
-}
-
 namespace hse::synth {
 
 enum class Size { tiny, small, realistic };
@@ -224,17 +220,6 @@ Report write_report(const Scan& scan, std::uint64_t seed);
 std::string truth_json(const Patient& p, const VolumeSpec& v);
 
 // --- the tool -----------------------------------------------------------------
-struct Options {
-  cli::Common common;
-  int n_train = 24;
-  int n_valid = 8;
-  std::string size = "small";
-  double lesion_scale = 1.0;
-  int gzip_level = 1;
-};
-
-void declare(CLI::App& app, Options& o);
-int run(const Options& o, cli::Io& io);
 
 // splitmix64 mixer (used for seeds and per-voxel noise).
 std::uint64_t mix64(std::uint64_t x);

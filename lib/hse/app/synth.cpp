@@ -1,6 +1,6 @@
 // hse-synth: the tool. Plans every patient, renders the volumes in parallel
 // and writes the CT-RATE-style CSV files and the truth record.
-#include "hse/synth/synth.h"
+#include "hse/app/synth.h"
 
 #include <chrono>
 #include <cmath>
@@ -15,6 +15,7 @@
 #include "hse/io/atomic.h"
 #include "hse/io/csv.h"
 #include "hse/synth/internal.h"
+#include "hse/synth/synth.h"
 
 namespace hse::synth {
 
