@@ -100,7 +100,7 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
   po.common = common("volumes.h5");
   po.input = input;
   po.batch = batch;
-  preprocess::apply(volume_recipe, po);
+  po.recipe = volume_recipe;
   step("preprocess_failures.tsv", [&] {
     po.batch = batch;
     preprocess::run(po, io);
@@ -111,7 +111,7 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
 
   slice::Options so;
   so.common = common("slices.h5");
-  slice::apply(slice_recipe, so);
+  so.recipe = slice_recipe;
   step("slice_failures.tsv", [&] {
     so.input = input;
     so.batch = batch;

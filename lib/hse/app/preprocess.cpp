@@ -17,46 +17,24 @@ void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kOutputRequired | cli::kDevice | cli::kThreads | cli::kShard | cli::kVerbosity | cli::kProgress,
                   "output HDF5 file (kind volumes)");
   image::add_ct_input_options(app, o.input);
-  cli::flags::hu_window(app, o.window, "HU window: values are clamped to it");
-  cli::flags::spacing(app, o.spacing);
-  cli::add_list(app, "--size", o.size, "output size (0 keeps that axis's size)", "D,H,W");
-  app.add_flag("--no-crop", o.no_crop, "do not crop to the foreground (voxels > 0 after min-max)");
-  cli::flags::no_resample(app, o.no_resample);
+  o.recipe.declare(app, "HU window: values are clamped to it");
+  cli::add_list(app, "--size", o.recipe.size, "output size (0 keeps that axis's size)", "D,H,W");
+  app.add_flag_callback("--no-crop", [&o] { o.recipe.crop = false; },
+                        "do not crop to the foreground (voxels > 0 after min-max)");
   cli::flags::storage_dtype(app, o.dtype);
-  cli::add_compat_option(app, o.compat,
+  cli::add_compat_option(app, o.recipe.compat,
                          "a known slope and intercept (--metadata, --rescale-slope/--rescale-intercept) applied to "
                          "every file, CT-RATE v2's HU files included, and XYSpacing's first value for both in-plane "
                          "axes");
   image::add_batch_options(app, o.batch);
 }
 
-Recipe recipe_of(const Options& o) {
-  Recipe r;
-  r.window = o.window;
-  r.spacing = o.spacing;
-  r.size = o.size;
-  r.resample = !o.no_resample;
-  r.crop = !o.no_crop;
-  r.hu = o.input.hu;
-  r.compat = o.compat;
-  return r;
-}
-
-void apply(const Recipe& r, Options& o) {
-  o.window = r.window;
-  o.spacing = r.spacing;
-  o.size = r.size;
-  o.no_resample = !r.resample;
-  o.no_crop = !r.crop;
-  o.compat = r.compat;
-}
-
 int run(const Options& oin, cli::Io& io) {
   Options o = oin;
-  if (o.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
-  if (o.window[0] >= o.window[1]) cli::fail_usage("--window: LO must be below HI");
-  if (o.spacing[0] <= 0 || o.spacing[1] <= 0) cli::fail_usage("--spacing: values must be positive");
-  for (auto s : o.size)
+  if (o.recipe.compat == cli::kCompatHsenet) image::apply_hsenet_compat(o.input);
+  o.recipe.hu = o.input.hu;
+  o.recipe.check();
+  for (auto s : o.recipe.size)
     if (s < 0 || s > 4096) cli::fail_usage("--size: values must be in 0..4096");
   const int device = cli::parse_device(o.common.device);
   if (device >= 0) {
@@ -68,13 +46,13 @@ int run(const Options& oin, cli::Io& io) {
   const h5::DType dtype = h5::parse_dtype(o.dtype);
 
   image::VolumeRecipe recipe;
-  recipe.window_lo = o.window[0];
-  recipe.window_hi = o.window[1];
-  recipe.resample = !o.no_resample;
-  recipe.target_z = o.spacing[0];
-  recipe.target_xy = o.spacing[1];
-  recipe.crop = !o.no_crop;
-  recipe.size = o.size;
+  recipe.window_lo = o.recipe.window[0];
+  recipe.window_hi = o.recipe.window[1];
+  recipe.resample = o.recipe.resample;
+  recipe.target_z = o.recipe.spacing[0];
+  recipe.target_xy = o.recipe.spacing[1];
+  recipe.crop = o.recipe.crop;
+  recipe.size = o.recipe.size;
   recipe.device = device;
 
   h5::Writer w(o.common.output, "volumes");
@@ -98,7 +76,7 @@ int run(const Options& oin, cli::Io& io) {
         w.append("volumes", it.values.data());
         w.add_id(id);
       });
-  recipe_of(o).write(w);
+  o.recipe.write(w);
   w.add_provenance({h5::provenance_record("hse-preprocess", cli::current_args())});
   w.commit();
   cli::summary("wrote {} volumes to {}{}", res.written, o.common.output,

@@ -40,8 +40,8 @@ void hu_window(CLI::App& app, std::array<double, 2>& out, const std::string& hel
   add_list(app, "--window", out, help, "LO,HI");
 }
 void spacing(CLI::App& app, std::array<double, 2>& out) { add_list(app, "--spacing", out, "target spacing in mm", "Z,XY"); }
-CLI::Option* no_resample(CLI::App& app, bool& out) {
-  return app.add_flag("--no-resample", out, "do not resample to --spacing");
+CLI::Option* no_resample(CLI::App& app, bool& resample) {
+  return app.add_flag_callback("--no-resample", [&resample] { resample = false; }, "do not resample to --spacing");
 }
 
 CLI::Option* task(CLI::App& app, std::string& out, const std::string& help) {

@@ -36,7 +36,8 @@ CLI::Option* storage_dtype(CLI::App& app, std::string& out);
 // CT geometry of the preprocessing and slice recipes.
 void hu_window(CLI::App& app, std::array<double, 2>& out, const std::string& help);
 void spacing(CLI::App& app, std::array<double, 2>& out);
-CLI::Option* no_resample(CLI::App& app, bool& out);
+// --no-resample: sets `resample` to false.
+CLI::Option* no_resample(CLI::App& app, bool& resample);
 
 // The VLM tools (hse-finetune, hse-generate).
 CLI::Option* task(CLI::App& app, std::string& out, const std::string& help);

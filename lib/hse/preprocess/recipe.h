@@ -1,5 +1,5 @@
 // The volume recipe: how hse-preprocess made a volumes file. It owns its fields and their
-// defaults (hse-preprocess's flags start from them), its HDF5 attributes (written beside the
+// defaults (hse-preprocess's flags are bound to them), its HDF5 attributes (written beside the
 // volumes) and its JSON (an adapter's inputs record, which hse-generate replays on CT files).
 // Reading is strict (io::RecordReader): a missing or unknown field is exit 3.
 #pragma once
@@ -10,22 +10,17 @@
 
 #include <nlohmann/json.hpp>
 
-namespace hse::h5 {
-class Writer;
-}
+#include "hse/image/ct_recipe.h"
 
 namespace hse::preprocess {
 
-struct Recipe {
+struct Recipe : image::CtRecipe {
   static constexpr const char* kName = "hsenet-3d";
   static constexpr const char* kLayout = "N,1,Z,X,Y";
 
-  std::array<double, 2> window{-1000, 200};      // HU window LO, HI
-  std::array<double, 2> spacing{1.5, 0.75};      // target spacing Z, XY (mm)
+  Recipe() { window = {-1000, 200}; }
   std::array<std::int64_t, 3> size{32, 256, 256};  // output D, H, W (0 keeps that axis)
-  bool resample = true, crop = true;
-  std::string hu = "auto";  // how the files' values became HU (--hu; recorded, not replayed)
-  std::string compat;       // "" | hsenet
+  bool crop = true;
 
   void write(h5::Writer& w) const;
   nlohmann::json to_json() const;

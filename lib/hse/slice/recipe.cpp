@@ -21,30 +21,26 @@ std::vector<double> stdev() {
 }  // namespace
 
 void Recipe::write(h5::Writer& w) const {
-  w.set_attr("window", std::vector<double>{window[0], window[1]});
+  CtRecipe::write(w);
   w.set_attr("scale", kScale);
-  w.set_attr("spacing", std::vector<double>{spacing[0], spacing[1]});
-  w.set_attr("resample", static_cast<std::int64_t>(resample));
   w.set_attr("n_slices", n_slices);
   w.set_attr("jpeg_quality", jpeg_quality);
-  w.set_attr("compat", compat);
   w.set_attr("image_size", image_size);
   w.set_attr("mean", mean());
   w.set_attr("std", stdev());
   w.set_attr("rotation", std::string(kRotation));
   w.set_attr("interpolation", std::string(kInterpolation));
-  w.set_attr("hu", hu);
   w.set_attr("layout", std::string(kLayout));
   w.set_attr("recipe", std::string(kName));
 }
 
 nlohmann::json Recipe::to_json() const {
-  return {{"window", window},       {"scale", kScale},       {"spacing", spacing},
-          {"resample", static_cast<std::int64_t>(resample)}, {"n_slices", n_slices},
-          {"jpeg_quality", jpeg_quality}, {"compat", compat}, {"image_size", image_size},
-          {"mean", mean()},         {"std", stdev()},        {"rotation", kRotation},
-          {"interpolation", kInterpolation}, {"hu", hu},     {"layout", kLayout},
-          {"recipe", kName}};
+  nlohmann::json j = {{"scale", kScale},       {"n_slices", n_slices},       {"jpeg_quality", jpeg_quality},
+                      {"image_size", image_size}, {"mean", mean()},          {"std", stdev()},
+                      {"rotation", kRotation}, {"interpolation", kInterpolation}, {"layout", kLayout},
+                      {"recipe", kName}};
+  CtRecipe::to_json(j);
+  return j;
 }
 
 Recipe Recipe::from_json(const nlohmann::json& j, const std::string& source, const std::string& hint) {
@@ -57,14 +53,10 @@ Recipe Recipe::from_json(const nlohmann::json& j, const std::string& source, con
   r.expect("std", stdev());
   r.expect("rotation", kRotation);
   r.expect("interpolation", kInterpolation);
-  out.window = r.numbers<2>("window");
-  out.spacing = r.numbers<2>("spacing");
-  out.resample = r.flag("resample");
+  out.read(r);
   out.n_slices = r.int64("n_slices");
   out.jpeg_quality = r.int64("jpeg_quality");
   out.image_size = r.int64("image_size");
-  out.hu = r.str("hu");
-  out.compat = r.str("compat");
   r.finish();
   if (out.n_slices < 1 || out.image_size < 1 || out.jpeg_quality < 0 || out.jpeg_quality > 100)
     r.fail("has n_slices, image_size or jpeg_quality out of range");
