@@ -14,15 +14,9 @@ class App;
 
 namespace hse::preprocess {
 
-struct Options {
-  cli::Common common;
-  image::CtInputOptions input;
-  // --window --spacing --size --no-resample --no-crop --compat (recipe.h; hu: the input's, set at
-  // the end). --compat hsenet: --hu rescale (unless given) and XYSpacing's first value for both axes.
-  Recipe recipe;
-  std::string dtype = "float32";
-  image::BatchOptions batch;
-};
+// recipe: --window --spacing --size --no-resample --no-crop --compat (recipe.h). --compat hsenet:
+// --hu rescale (unless given) and XYSpacing's first value for both axes.
+struct Options : image::CtToolOptions<Recipe> {};
 
 void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);

@@ -16,15 +16,9 @@ class App;
 
 namespace hse::slice {
 
-struct Options {
-  cli::Common common;
-  image::CtInputOptions input;
-  // --window --spacing --no-resample --slices --jpeg-quality --image-size --compat (recipe.h; hu: the
-  // input's). --compat hsenet: HSENet's slicing axis rule and JPEG q95 (when --jpeg-quality is 0).
-  Recipe recipe;
-  std::string dtype = "float32";
-  image::BatchOptions batch;
-};
+// recipe: --window --spacing --no-resample --slices --jpeg-quality --image-size --compat (recipe.h).
+// --compat hsenet: HSENet's slicing axis rule and JPEG q95 (when --jpeg-quality is 0).
+struct Options : image::CtToolOptions<Recipe> {};
 
 void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);

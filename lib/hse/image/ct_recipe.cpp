@@ -18,7 +18,9 @@ void CtRecipe::check() const {
   if (spacing[0] <= 0 || spacing[1] <= 0) cli::fail_usage("--spacing: values must be positive");
 }
 
-void CtRecipe::write(h5::Writer& w) const {
+void CtRecipe::write(h5::Writer& w, const char* name, const char* layout) const {
+  w.set_attr("recipe", std::string(name));
+  w.set_attr("layout", std::string(layout));
   w.set_attr("window", std::vector<double>{window[0], window[1]});
   w.set_attr("spacing", std::vector<double>{spacing[0], spacing[1]});
   w.set_attr("resample", static_cast<std::int64_t>(resample));
@@ -26,7 +28,9 @@ void CtRecipe::write(h5::Writer& w) const {
   w.set_attr("compat", compat);
 }
 
-void CtRecipe::to_json(nlohmann::json& j) const {
+void CtRecipe::to_json(nlohmann::json& j, const char* name, const char* layout) const {
+  j["recipe"] = name;
+  j["layout"] = layout;
   j["window"] = window;
   j["spacing"] = spacing;
   j["resample"] = static_cast<std::int64_t>(resample);
@@ -34,7 +38,9 @@ void CtRecipe::to_json(nlohmann::json& j) const {
   j["compat"] = compat;
 }
 
-void CtRecipe::read(io::RecordReader& r) {
+void CtRecipe::read(io::RecordReader& r, const char* name, const char* layout) {
+  r.expect("recipe", name);
+  r.expect("layout", layout);
   window = r.numbers<2>("window");
   spacing = r.numbers<2>("spacing");
   resample = r.flag("resample");

@@ -8,14 +8,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hse/cli/cli.h"
+#include "hse/image/ct_batch.h"
+#include "hse/image/ct_input.h"
+#include "hse/io/record.h"
+
 namespace CLI {
 class App;
 }
 namespace hse::h5 {
 class Writer;
-}
-namespace hse::io {
-class RecordReader;
 }
 
 namespace hse::image {
@@ -31,9 +33,41 @@ struct CtRecipe {
   void declare(CLI::App& app, const std::string& window_help);
   // cli::fail_usage for a window whose LO is not below HI or a spacing that is not positive.
   void check() const;
-  void write(h5::Writer& w) const;
-  void to_json(nlohmann::json& j) const;
-  void read(io::RecordReader& r);
+  // The shared fields, and "recipe" and "layout" (the derived recipe's name and array layout).
+  void write(h5::Writer& w, const char* name, const char* layout) const;
+  void to_json(nlohmann::json& j, const char* name, const char* layout) const;
+  // Reads the shared fields; "recipe" and "layout" must be `name` and `layout`.
+  void read(io::RecordReader& r, const char* name, const char* layout);
+
+  // For a derived recipe R (kName, kLayout): its JSON from its own fields `own` and the shared
+  // ones; and R read strictly from `j`, `more` reading its own fields.
+  template <typename R>
+  static nlohmann::json record(const R& recipe, nlohmann::json own) {
+    recipe.CtRecipe::to_json(own, R::kName, R::kLayout);
+    return own;
+  }
+  template <typename R, typename F>
+  static R read_record(const char* what, const nlohmann::json& j, const std::string& source,
+                       const std::string& hint, F&& more) {
+    io::RecordReader r(what, j, source, hint);
+    R out;
+    out.read(r, R::kName, R::kLayout);
+    more(out, r);
+    r.finish();
+    return out;
+  }
+};
+
+// The options of a tool that turns CT files into one HDF5 file made by recipe R (hse-preprocess,
+// hse-slice): the output and common flags, the CT inputs, the recipe (its flags are bound to its
+// fields; hu is the input's, set when the file is written), the stored type and the batch options.
+template <typename R>
+struct CtToolOptions {
+  cli::Common common;
+  CtInputOptions input;
+  R recipe;
+  std::string dtype = "float32";
+  BatchOptions batch;
 };
 
 }  // namespace hse::image

@@ -21,7 +21,7 @@ std::vector<double> stdev() {
 }  // namespace
 
 void Recipe::write(h5::Writer& w) const {
-  CtRecipe::write(w);
+  CtRecipe::write(w, kName, kLayout);
   w.set_attr("scale", kScale);
   w.set_attr("n_slices", n_slices);
   w.set_attr("jpeg_quality", jpeg_quality);
@@ -30,37 +30,27 @@ void Recipe::write(h5::Writer& w) const {
   w.set_attr("std", stdev());
   w.set_attr("rotation", std::string(kRotation));
   w.set_attr("interpolation", std::string(kInterpolation));
-  w.set_attr("layout", std::string(kLayout));
-  w.set_attr("recipe", std::string(kName));
 }
 
 nlohmann::json Recipe::to_json() const {
-  nlohmann::json j = {{"scale", kScale},       {"n_slices", n_slices},       {"jpeg_quality", jpeg_quality},
-                      {"image_size", image_size}, {"mean", mean()},          {"std", stdev()},
-                      {"rotation", kRotation}, {"interpolation", kInterpolation}, {"layout", kLayout},
-                      {"recipe", kName}};
-  CtRecipe::to_json(j);
-  return j;
+  return record(*this, {{"scale", kScale},       {"n_slices", n_slices},       {"jpeg_quality", jpeg_quality},
+                        {"image_size", image_size}, {"mean", mean()},          {"std", stdev()},
+                        {"rotation", kRotation}, {"interpolation", kInterpolation}});
 }
 
 Recipe Recipe::from_json(const nlohmann::json& j, const std::string& source, const std::string& hint) {
-  io::RecordReader r("slice recipe", j, source, hint);
-  Recipe out;
-  r.expect("recipe", kName);
-  r.expect("layout", kLayout);
-  r.expect("scale", kScale);
-  r.expect("mean", mean());
-  r.expect("std", stdev());
-  r.expect("rotation", kRotation);
-  r.expect("interpolation", kInterpolation);
-  out.read(r);
-  out.n_slices = r.int64("n_slices");
-  out.jpeg_quality = r.int64("jpeg_quality");
-  out.image_size = r.int64("image_size");
-  r.finish();
-  if (out.n_slices < 1 || out.image_size < 1 || out.jpeg_quality < 0 || out.jpeg_quality > 100)
-    r.fail("has n_slices, image_size or jpeg_quality out of range");
-  return out;
+  return read_record<Recipe>("slice recipe", j, source, hint, [](Recipe& out, io::RecordReader& r) {
+    r.expect("scale", kScale);
+    r.expect("mean", mean());
+    r.expect("std", stdev());
+    r.expect("rotation", kRotation);
+    r.expect("interpolation", kInterpolation);
+    out.n_slices = r.int64("n_slices");
+    out.jpeg_quality = r.int64("jpeg_quality");
+    out.image_size = r.int64("image_size");
+    if (out.n_slices < 1 || out.image_size < 1 || out.jpeg_quality < 0 || out.jpeg_quality > 100)
+      r.fail("has n_slices, image_size or jpeg_quality out of range");
+  });
 }
 
 }  // namespace hse::slice
