@@ -49,7 +49,7 @@ print(f"{'ok  ' if not bad else 'FAIL'} {len(where)} flags, each declared once (
 LAYERS = [
     {"cli", "io"},                                                          # errors, exit codes, files
     {"config", "text", "image", "embed", "preprocess", "slice", "synth"},   # no LibTorch: configs, tokenizers, CT, records
-    {"model", "eval"},                                                      # models on LibTorch; metrics
+    {"model", "eval", "search"},                                            # models on LibTorch; metrics; exact search
     {"decode", "train"},                                                    # decoding; the training loop
     {"vlm"},                                                                # the VLM's data readers
     {"app"},                                                                # the tools: Options, declare(), run()

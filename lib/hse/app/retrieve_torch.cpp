@@ -8,6 +8,7 @@
 
 #include "hse/io/h5.h"
 #include "hse/model/clip.h"
+#include "hse/search/topk.h"
 #include "hse/app/retrieve.h"
 #include "hse/text/wordpiece.h"
 
@@ -72,21 +73,23 @@ int run(const Options& o, cli::Io& io) {
   }
   if (q.x.size(1) != items.x.size(1))
     cli::fail_input(o.items.front(), "embedding width {} differs from the queries' {}", items.x.size(1), q.x.size(1));
-  // Cosine similarity (the embeddings are L2-normalised; normalise again to be safe).
-  const auto qn = torch::nn::functional::normalize(q.x, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  const auto in = torch::nn::functional::normalize(items.x, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  const auto sim = torch::matmul(qn, in.t());
-  const std::int64_t k = std::min<std::int64_t>(o.k, sim.size(1));
-  const auto [vals, idx] = sim.topk(k, 1, true, true);
+  // Cosine similarity (the embeddings are L2-normalised; normalised again to be safe), in blocks
+  // with a running top-k: memory does not grow with queries x items.
+  const auto [vals, idx] = search::cosine_topk(q.x, items.x, o.k);
+  const std::int64_t k = vals.size(1), nq = vals.size(0);
   if (o.header) io.out << "query_id\trank\titem_id\tscore\n";
-  for (std::int64_t i = 0; i < sim.size(0); ++i) {
+  const auto vals_c = vals.contiguous();
+  const auto idx_c = idx.contiguous();
+  const auto* v = vals_c.data_ptr<float>();
+  const auto* ix = idx_c.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < nq; ++i) {
     for (std::int64_t r = 0; r < k; ++r)
       io.out << q.ids[static_cast<std::size_t>(i)] << '\t' << r + 1 << '\t'
-             << items.ids[static_cast<std::size_t>(idx[i][r].item<std::int64_t>())] << '\t'
-             << fmt::format("{:.6f}", vals[i][r].item<float>()) << '\n';
+             << items.ids[static_cast<std::size_t>(ix[i * k + r])] << '\t' << fmt::format("{:.6f}", v[i * k + r])
+             << '\n';
     if (!io.out) return 0;  // closed pipe
   }
-  cli::summary("ranked {} items for {} quer{} (top {})", items.x.size(0), sim.size(0), sim.size(0) == 1 ? "y" : "ies", k);
+  cli::summary("ranked {} items for {} quer{} (top {})", items.x.size(0), nq, nq == 1 ? "y" : "ies", k);
   return 0;
 }
 
