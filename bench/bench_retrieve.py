@@ -5,7 +5,8 @@ exact flat inner-product search (faiss.IndexFlatIP, faiss-cpu) on the same threa
 N synthetic L2-normalised embeddings (dimension D) are both the queries and the items, as in
 report-to-volume retrieval over a validation set of N patients; each engine returns the top K per
 query. Every run is a separate process, so its peak RSS (wait4) is its own. Prints one row per N:
-seconds and peak MiB of each, their ratio, and the share of hse's top-K ids that FAISS also
+seconds and peak MiB of each, their time ratio (faiss / hse: above 1, hse is faster; the
+convention of bench/README.md), and the share of hse's top-K ids that FAISS also
 returns (1.0: the same neighbours).
 
   python3 bench/bench_retrieve.py --bin build/bin --sizes 1000,10000,50000 --threads 2
@@ -66,8 +67,8 @@ def main():
         have_faiss = False
         print("faiss-cpu is not installed (pip install faiss-cpu): hse only", file=sys.stderr)
     rng = np.random.default_rng(0)
-    print(f"# D={a.dim} top-{a.k} threads={a.threads}")
-    print("N\thse_s\thse_peak_MiB\tfaiss_s\tfaiss_peak_MiB\thse/faiss_time\tsame_ids")
+    print(f"# D={a.dim} top-{a.k} threads={a.threads} load average {os.getloadavg()[0]:.2f}")
+    print("N\thse_s\thse_peak_MiB\tfaiss_s\tfaiss_peak_MiB\tfaiss/hse\tsame_ids")
     with tempfile.TemporaryDirectory() as d:
         for n in [int(s) for s in a.sizes.split(",")]:
             x = rng.standard_normal((n, a.dim), dtype=np.float32)
@@ -84,7 +85,7 @@ def main():
                 fs, fm = timed([sys.executable, "-c", FAISS, h5, str(a.k), str(a.threads), npy], subprocess.DEVNULL)
                 f_ids = np.load(npy)
                 same = np.mean([len(set(hse_ids[i]) & set(f_ids[i])) / a.k for i in range(n)])
-                print(f"{n}\t{hs:.2f}\t{hm:.0f}\t{fs:.2f}\t{fm:.0f}\t{hs / fs:.2f}\t{same:.4f}", flush=True)
+                print(f"{n}\t{hs:.2f}\t{hm:.0f}\t{fs:.2f}\t{fm:.0f}\t{fs / hs:.2f}\t{same:.4f}", flush=True)
             else:
                 print(f"{n}\t{hs:.2f}\t{hm:.0f}\t-\t-\t-\t-", flush=True)
 
