@@ -69,6 +69,15 @@ FD=("${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.jso
   && ! same_weights "$T/fd_off1/adapter.safetensors" "$T/fd_on/adapter.safetensors" 1e-7 \
   && ok "--frozen-dropout: off repeats exactly, on (default) changes the training" || bad "--frozen-dropout"
 rm -rf "$T"/fd_*
+# --data-workers: prompts and answers are tokenized ahead on worker threads; 0 and 3 workers give
+# the same weights (augmentation and dropout on, 4 steps of 2 accumulated micro-batches).
+DWF=("${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300
+  --train-llm full --max-steps 4 --grad-accum 2 --batch-size 2 -q)
+"$FT" "${DWF[@]}" --data-workers 0 -o "$T/fdw0" && "$FT" "${DWF[@]}" --data-workers 3 -o "$T/fdw3" \
+  && cmp -s "$T/fdw0/llm/model.safetensors" "$T/fdw3/llm/model.safetensors" \
+  && cmp -s "$T/fdw0/adapter.safetensors" "$T/fdw3/adapter.safetensors" \
+  && ok "finetune --data-workers 0 and 3: identical weights" || bad "finetune --data-workers"
+rm -rf "$T"/fdw*
 
 # --compat hsenet: the slow tokenizer mode, recorded in the adapter and replayed by hse-generate.
 "$FT" "${VIS[@]}" --task mrg --reports "$REP" --init-llm "$S/configs/phi3-tiny.json" --train-tokenizer 300 \

@@ -89,7 +89,7 @@ void declare(CLI::App& app, Options& o) {
                           {-1, -1, -1, 0.0, 2000, "epochs (default 6 mrg, 4 vqa)", "items per step (default 2 mrg, 5 vqa)",
                            "peak learning rate (default 1e-4 mrg, 5e-5 vqa)", "AdamW weight decay",
                            "disable HSENet's 3-D volume augmentations",
-                           "step epoch loss lr grad_norm step_s samples_per_s"});
+                           "step epoch loss lr grad_norm step_s samples_per_s data_wait_s"});
 }
 
 namespace {
@@ -312,8 +312,14 @@ int run(const Options& oin, cli::Io&) {
   task.data_file = o.volumes.front();
   task.items = data.size();
   task.trainable = trainable;
-  task.micro_batch = [&](const std::vector<std::size_t>& items, long step, long epoch, std::vector<double>&) {
-    std::vector<std::size_t> vols;
+  // The data side: prompts and answers tokenized into training examples (the volumes are read
+  // and run through the frozen towers in the forward pass).
+  struct Loaded {
+    std::vector<std::size_t> volumes;
+    model::VlmBatch batch;
+  };
+  task.load = [&](const std::vector<std::size_t>& items, long, long epoch) {
+    Loaded l;
     std::vector<model::VlmExample> ex;
     for (std::size_t item : items) {
       const auto& e = data[item];
@@ -322,10 +328,16 @@ int run(const Options& oin, cli::Io&) {
       const auto q = tok->encode(vqa ? vlm::fill(t, e.abnormality) : t);
       const auto ans = tok->encode(" " + e.answer);
       ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
-      vols.push_back(e.volume);
+      l.volumes.push_back(e.volume);
     }
-    const auto [t1, t2] = vision.features(vols, !o.loop.no_augment, o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
-    const auto b = model::vlm_collate(ex);
+    l.batch = model::vlm_collate(ex);
+    return std::any(std::move(l));
+  };
+  task.forward = [&](std::any& loaded, long step, long, std::vector<double>&) {
+    const auto& l = std::any_cast<const Loaded&>(loaded);
+    const auto [t1, t2] =
+        vision.features(l.volumes, !o.loop.no_augment, o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
+    const auto& b = l.batch;
     return vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2).to(torch::kFloat32);
   };
   // `dir` is written now and lives at `final_dir` (a checkpoint is renamed there): every path
@@ -340,7 +352,7 @@ int run(const Options& oin, cli::Io&) {
     // The final output's tokenizer.json is already there.
     if (checkpoint) fs::copy_file(tok_out, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
   };
-  task.load = [&](const std::string& dir) {
+  task.restore = [&](const std::string& dir) {
     if (save_llm) {
       io::SafeTensorsSet w((fs::path(dir) / "llm" / "model.safetensors").string());
       model::load_state(*vlm->llm, w, "", cfg.use_lora);

@@ -56,7 +56,7 @@ void declare(CLI::App& app, Options& o) {
       app, o.loop,
       {50, 3, 1e-4, 0.1, 1000, "epochs", "volumes per process per step", "peak learning rate",
        "AdamW weight decay (not on biases and norms)", "disable HSENet's training augmentations",
-       "step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s"});
+       "step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s data_wait_s"});
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute each ViT block and BERT layer in backward instead of keeping its activations (less "
                "memory, one more forward per step)");
@@ -232,8 +232,11 @@ int run(const Options& o, cli::Io&) {
   task.schedule_values = [&] { return std::vector<double>{w_sa}; };
   task.state_columns = {"logit_scale"};
   task.state_values = [&] { return std::vector<double>{m->logit_scale.item<double>()}; };
-  task.micro_batch = [&](const std::vector<std::size_t>& items, long, long epoch, std::vector<double>& parts) {
-    auto b = data.batch(items, !o.loop.no_augment, o.common.seed, epoch);
+  task.load = [&](const std::vector<std::size_t>& items, long, long epoch) {
+    return std::any(data.batch(items, !o.loop.no_augment, o.common.seed, epoch));
+  };
+  task.forward = [&](std::any& batch, long, long, std::vector<double>& parts) {
+    const auto& b = std::any_cast<const train::ClipBatch&>(batch);
     const auto vols = b.volumes.to(dev);
     const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
     // Features in float32 for the gather and the logits (autocast's policy for the loss).
@@ -259,7 +262,7 @@ int run(const Options& o, cli::Io&) {
     return loss;
   };
   task.write = [&](const std::string& dir, const std::string&, bool) { model::save_clip(m, dir, vocab); };
-  task.load = [&](const std::string& dir) {
+  task.restore = [&](const std::string& dir) {
     io::SafeTensorsSet w((fs::path(dir) / "model.safetensors").string());
     model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});
   };

@@ -1,5 +1,6 @@
 #include "hse/io/h5.h"
 
+#include <mutex>
 #include <hdf5.h>
 
 #include <chrono>
@@ -516,6 +517,10 @@ std::size_t Reader::item_size(const std::string& name) const {
 
 void Reader::read(const std::string& name, std::size_t index, float* out) const {
   if (index >= where_.size()) throw std::out_of_range("h5::Reader::read: index");
+  // The HDF5 library is not thread-safe: reads from the trainers' data workers (and the main
+  // thread's validation) take turns.
+  static std::mutex library;
+  std::lock_guard<std::mutex> lock(library);
   auto& f = *files_[where_[index].first];
   const hsize_t row = where_[index].second;
   auto it = f.sets.find(name);

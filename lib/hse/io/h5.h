@@ -5,8 +5,8 @@
 // producing parameters. /ids holds one name per item (axis 0 of every
 // dataset); /provenance holds one JSON record per tool run. See man/hse-formats.5.
 //
-// The HDF5 library is not thread-safe here: use a Writer or Reader from one
-// thread at a time.
+// The HDF5 library is not thread-safe here: use a Writer or Reader from one thread at a time,
+// except Reader::read, which takes a process-wide lock (the trainers' data workers read at once).
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 // forward of one micro-batch and the writing and reading of its model.
 #pragma once
 
+#include <any>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -48,12 +49,14 @@ struct LoopTask {
   std::vector<std::string> no_decay;    // trainable names without weight decay
   // Before the micro-batches of `step`.
   std::function<void(long step)> begin_step;
-  // The forward pass of one micro-batch (the items, as indices into the training set, of this
-  // process), under the loop's autocast: the loss (float32 scalar) and one value per loss_parts
-  // column.
-  std::function<torch::Tensor(const std::vector<std::size_t>& items, long step, long epoch,
-                              std::vector<double>& parts)>
-      micro_batch;
+  // The data side of one micro-batch (the items, as indices into the training set, of this
+  // process): reading, augmenting, tokenizing. It runs ahead on --data-workers threads, so it must
+  // be a pure function of its arguments (then the batches do not depend on the worker count) and
+  // must not touch the model.
+  std::function<std::any(const std::vector<std::size_t>& items, long step, long epoch)> load;
+  // The forward pass of one loaded micro-batch, under the loop's autocast: the loss (float32
+  // scalar) and one value per loss_parts column.
+  std::function<torch::Tensor(std::any& batch, long step, long epoch, std::vector<double>& parts)> forward;
   // --metrics columns: loss parts (averaged like the loss, after "loss"), schedule values (before
   // "lr") and state values (after "grad_norm"), each read after the optimiser step.
   std::vector<std::string> loss_parts, schedule_columns, state_columns;
@@ -62,7 +65,7 @@ struct LoopTask {
   // temporary directory and renamed); `checkpoint`: a checkpoint-N rather than the final output.
   std::function<void(const std::string& dir, const std::string& final_dir, bool checkpoint)> write;
   // --resume: loads the model weights of checkpoint directory `dir`.
-  std::function<void(const std::string& dir)> load;
+  std::function<void(const std::string& dir)> restore;
   // When the training set-up is complete and the first step is about to run.
   std::function<void()> started;
   // After each optimiser step (evaluation hooks), and after the final save.

@@ -25,6 +25,7 @@ struct LoopOptions {
   std::string metrics;  // --metrics TSV ("" none)
   bool resume = false;
   std::string dist_backend = "auto";  // auto | gloo | nccl
+  int data_workers = -1;              // threads preparing micro-batches ahead (0: on the training thread; -1: auto)
   RecipeOptions recipe;               // --last-batch, --frozen-dropout, --bf16/--fp32
 };
 

@@ -1,6 +1,8 @@
 #include "hse/train/loop.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <filesystem>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +15,7 @@
 #include "hse/train/dist_env.h"
 #include "hse/train/distributed.h"
 #include "hse/train/optim.h"
+#include "hse/train/prefetch.h"
 #include "hse/train/run_state.h"
 #include "hse/train/trainer_state.h"
 
@@ -44,6 +47,11 @@ void add_loop_options(CLI::App& app, LoopOptions& o, const LoopDefaults& d) {
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
   app.add_option("--metrics", o.metrics, "append step metrics here (TSV: " + d.metrics_columns + ")");
   app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
+  app.add_option("--data-workers", o.data_workers,
+                 "threads that read, augment and tokenize the next micro-batches while the current step computes "
+                 "(0: on the training thread; default: half the cores, 1 to 4); the batches are the same for any "
+                 "number")
+      ->check(CLI::Range(0, 64));
   add_dist_backend_option(app, o.dist_backend);
   add_recipe_options(app, o.recipe);
 }
@@ -99,7 +107,7 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
 
   long step = 0;
   if (!resume_from.empty()) {
-    task.load(resume_from);
+    task.restore(resume_from);
     step = load_trainer_state(opt, resume_from);
     cli::info("resumed from {} at step {}", resume_from, step);
   }
@@ -109,7 +117,7 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
   for (const auto* group : {&task.loss_parts, &task.schedule_columns}) columns.insert(columns.end(), group->begin(), group->end());
   columns.insert(columns.end(), {"lr", "grad_norm"});
   columns.insert(columns.end(), task.state_columns.begin(), task.state_columns.end());
-  columns.insert(columns.end(), {"step_s", "samples_per_s"});
+  columns.insert(columns.end(), {"step_s", "samples_per_s", "data_wait_s"});
   MetricsTsv metrics(dist.is_main() ? o.metrics : std::string(), columns, o.resume, o.resume ? step : -1);
   auto save = [&](bool final) {
     if (!dist.is_main()) return;
@@ -131,26 +139,64 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
                          dist.is_main() ? progress_mode : cli::ProgressMode::never);
   progress.tick(static_cast<std::size_t>(step));
   const std::size_t n_parts = task.loss_parts.size();
+  // The micro-batches from `step` on, in order, loaded ahead by the data workers.
+  struct Job {
+    long step = 0, epoch = 0;
+    std::vector<std::size_t> items;
+  };
+  struct Loaded {
+    std::any batch;
+    std::size_t items = 0;
+  };
+  struct Cursor {
+    long step, micro = 0, order_epoch = -1;
+    std::vector<std::size_t> order;
+  } cursor{step};
+  auto next_job = [&](Job& job) {
+    if (cursor.step >= total_steps) return false;
+    const long epoch = cursor.step / steps_per_epoch;
+    if (epoch != cursor.order_epoch) {
+      cursor.order = epoch_order(task.items, seed, epoch);
+      cursor.order_epoch = epoch;
+    }
+    const auto [gb0, n_micro] = layout.step_micro_batches(cursor.step % steps_per_epoch);
+    job.step = cursor.step;
+    job.epoch = epoch;
+    job.items.clear();
+    for (std::size_t p : layout.positions(gb0 + cursor.micro, dist.rank())) job.items.push_back(cursor.order[p]);
+    if (++cursor.micro == n_micro) {
+      cursor.micro = 0;
+      ++cursor.step;
+    }
+    return true;
+  };
+  const int workers = o.data_workers >= 0
+                          ? o.data_workers
+                          : std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 4);
+  Prefetcher<Job, Loaded> data(
+      next_job, [&](const Job& j) { return Loaded{task.load(j.items, j.step, j.epoch), j.items.size()}; }, workers,
+      2 * std::max(1, workers));
   while (step < total_steps) {
     const long epoch = step / steps_per_epoch;
     const long in_epoch = step % steps_per_epoch;
-    const auto order = epoch_order(task.items, seed, epoch);
     if (task.begin_step) task.begin_step(step);
     // The loss and its parts, summed over the micro-batches.
     std::vector<double> sums(1 + n_parts, 0.0), parts;
     const auto t_step = std::chrono::steady_clock::now();
+    double data_wait = 0;
     opt.zero_grad();
-    const auto [gb0, n_micro] = layout.step_micro_batches(in_epoch);
+    const long n_micro = layout.step_micro_batches(in_epoch).second;
     std::size_t step_items = 0;
     for (long a = 0; a < n_micro; ++a) {
-      std::vector<std::size_t> items;
-      for (std::size_t p : layout.positions(gb0 + a, dist.rank())) items.push_back(order[p]);
-      step_items += items.size() * world;
+      const auto t_wait = std::chrono::steady_clock::now();
+      auto loaded = data.next();
+      data_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_wait).count();
+      step_items += loaded->items * world;
       parts.assign(n_parts, 0.0);
       torch::Tensor loss;
       {
         AutocastGuard amp(dev, bf16);
-        loss = task.micro_batch(items, step, epoch, parts);
+        loss = task.forward(loaded->batch, step, epoch, parts);
       }
       (loss / static_cast<double>(n_micro)).backward();
       sums[0] += loss.item<double>();
@@ -175,7 +221,7 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
     line += fmt::format("\t{:.3e}\t{:.4f}", lr, gn);
     if (task.state_values)
       for (double v : task.state_values()) line += fmt::format("\t{:.4f}", v);
-    line += fmt::format("\t{:.4f}\t{:.2f}", step_s, static_cast<double>(step_items) / step_s);
+    line += fmt::format("\t{:.4f}\t{:.2f}\t{:.4f}", step_s, static_cast<double>(step_items) / step_s, data_wait);
     metrics.line(line);
     const double loss = means[0].item<double>();
     if (o.log_steps > 0 && step % o.log_steps == 0 && dist.is_main())
