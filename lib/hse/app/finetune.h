@@ -35,7 +35,7 @@ struct Options {
   double packer_dropout = 0.1;
   // The training loop's options (train/loop.h); epochs, batch size and lr below 0 take the
   // task's default: 6, 2, 1e-4 (mrg) / 4, 5, 5e-5 (vqa).
-  train::LoopOptions loop{-1, -1, -1, 1, -1, 0.0, 0.03, 1.0, false, 2000, 1, 10, {}, false, "auto", {}};
+  train::LoopOptions loop = train::LoopOptions::with_defaults(-1, -1, -1, 0.0, 2000);
   std::string tokenizer_mode;  // fast | slow ("": fast, or slow under --compat hsenet)
   std::string compat;          // "" | hsenet
 };

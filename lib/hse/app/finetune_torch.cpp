@@ -86,7 +86,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--packer-dropout", o.packer_dropout, "dropout in the packers (training only; HSENet 0.1)")
       ->default_val(0.1);
   train::add_loop_options(app, o.loop,
-                          {-1, -1, -1, 0.0, 2000, "epochs (default 6 mrg, 4 vqa)", "items per step (default 2 mrg, 5 vqa)",
+                          {"epochs (default 6 mrg, 4 vqa)", "items per step (default 2 mrg, 5 vqa)",
                            "peak learning rate (default 1e-4 mrg, 5e-5 vqa)", "AdamW weight decay",
                            "disable HSENet's 3-D volume augmentations",
                            "step epoch loss lr grad_norm step_s samples_per_s data_wait_s"});

@@ -25,9 +25,12 @@ namespace hse::generate {
 
 namespace {
 
+// What to do about an adapter whose inputs record this hse cannot replay.
+constexpr const char* kRecordHint =
+    "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes";
+
 [[noreturn]] void bad_record(const std::string& what) {
-  throw cli::Error(cli::Exit::incompatible, {}, fmt::format("the adapter's inputs record {}", what),
-                   "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes");
+  throw cli::Error(cli::Exit::incompatible, {}, fmt::format("the adapter's inputs record {}", what), kRecordHint);
 }
 
 }  // namespace
@@ -90,11 +93,10 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
   };
   // The recipes are read strictly: a missing, malformed or unknown field is exit 3 naming it.
   const std::string source = (fs::path(p.adapter_dir) / "hse_vlm.json").string();
-  const std::string hint = "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes";
-  const auto volume_recipe = preprocess::Recipe::from_json(rec["volumes"], source, hint);
+  const auto volume_recipe = preprocess::Recipe::from_json(rec["volumes"], source, kRecordHint);
   const bool with_slices = rec.contains("slices") && rec.contains("slice_encoder");
-  const auto slice_recipe = with_slices ? slice::Recipe::from_json(rec["slices"], source, hint) : slice::Recipe{};
-  const auto enc = with_slices ? embed::SliceEncoderRecord::from_json(rec["slice_encoder"], source, hint)
+  const auto slice_recipe = with_slices ? slice::Recipe::from_json(rec["slices"], source, kRecordHint) : slice::Recipe{};
+  const auto enc = with_slices ? embed::SliceEncoderRecord::from_json(rec["slice_encoder"], source, kRecordHint)
                                : embed::SliceEncoderRecord{};
   preprocess::Options po;
   po.common = common("volumes.h5");

@@ -30,7 +30,8 @@ struct Options {
   long sa_steps = 5000;
   std::string logit_scale = "raw";
   bool gradient_checkpointing = false;
-  train::LoopOptions loop;  // the training loop's options (train/loop.h)
+  // The training loop's options (train/loop.h) with hse-pretrain's defaults (HSENet's recipe).
+  train::LoopOptions loop = train::LoopOptions::with_defaults(50, 3, 1e-4, 0.1, 1000);
   std::string truncation = "sentences";  // sentences (HSENet's truncate_text) | cut
   long eval_steps = 0;
   int eval_items = 512;

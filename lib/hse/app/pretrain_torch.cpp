@@ -54,7 +54,7 @@ void declare(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"raw", "exp"}));
   train::add_loop_options(
       app, o.loop,
-      {50, 3, 1e-4, 0.1, 1000, "epochs", "volumes per process per step", "peak learning rate",
+      {"epochs", "volumes per process per step", "peak learning rate",
        "AdamW weight decay (not on biases and norms)", "disable HSENet's training augmentations",
        "step epoch loss clip_loss sa_loss sa_weight lr grad_norm logit_scale step_s samples_per_s data_wait_s"});
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,

@@ -4,7 +4,8 @@
 // under the cosine schedule with warm-up), the step log and --metrics TSV, evaluation hooks,
 // checkpoints every --save-steps with --resume and SIGTERM handling, and the final save.
 // A task (CLIP pretraining, VLM fine-tuning) supplies its data size, trainable parameters, the
-// forward of one micro-batch and the writing and reading of its model.
+// loading of a micro-batch (run ahead on --data-workers threads, prefetch.h), its forward pass,
+// and the writing and reading of its model.
 #pragma once
 
 #include <any>
@@ -22,7 +23,6 @@
 #include "hse/train/loop_options.h"
 
 namespace hse::train {
-
 
 // The process set-up of a training run: --threads, the device of this process (with several
 // processes, cuda means cuda:LOCAL_RANK), the process group, the SIGTERM/SIGINT handler, the

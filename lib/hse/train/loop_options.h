@@ -27,23 +27,29 @@ struct LoopOptions {
   std::string dist_backend = "auto";  // auto | gloo | nccl
   int data_workers = -1;              // threads preparing micro-batches ahead (0: on the training thread; -1: auto)
   RecipeOptions recipe;               // --last-batch, --frozen-dropout, --bf16/--fp32
+
+  // The options with a tool's defaults; a value below 0 is the tool's to resolve (per task).
+  static LoopOptions with_defaults(int epochs, int batch_size, double lr, double weight_decay, long save_steps) {
+    LoopOptions o;
+    o.epochs = epochs;
+    o.batch_size = batch_size;
+    o.lr = lr;
+    o.weight_decay = weight_decay;
+    o.save_steps = save_steps;
+    return o;
+  }
 };
 
-// A tool's defaults and help texts for the loop options. A default below 0 is the tool's to
-// resolve later (a per-task default, named in the help text).
-struct LoopDefaults {
-  int epochs;
-  int batch_size;
-  double lr;
-  double weight_decay;
-  long save_steps;
-  std::string epochs_help, batch_help, lr_help, weight_decay_help, augment_help, metrics_columns;
+// A tool's help texts for the loop options whose meaning or default is the tool's.
+struct LoopHelp {
+  std::string epochs, batch_size, lr, weight_decay, no_augment, metrics_columns;
 };
 
 // Declares --epochs --max-steps --batch-size --grad-accum --lr --weight-decay --warmup-ratio
 // --max-grad-norm --no-augment --save-steps --save-total-limit --log-steps --metrics --resume
-// --dist-backend --last-batch --frozen-dropout --bf16 --fp32.
-void add_loop_options(CLI::App& app, LoopOptions& o, const LoopDefaults& d);
+// --dist-backend --data-workers --last-batch --frozen-dropout --bf16 --fp32. The defaults shown
+// are o's values (LoopOptions::with_defaults); one below 0 is shown as none (the help names it).
+void add_loop_options(CLI::App& app, LoopOptions& o, const LoopHelp& help);
 // cli::fail_usage for a non-positive --batch-size or --grad-accum, or --bf16 with --fp32.
 void check_loop_options(const LoopOptions& o);
 

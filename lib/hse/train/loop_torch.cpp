@@ -32,17 +32,17 @@ CLI::Option* with_default(CLI::Option* opt, T value) {
 }
 }  // namespace
 
-void add_loop_options(CLI::App& app, LoopOptions& o, const LoopDefaults& d) {
-  with_default(app.add_option("--epochs", o.epochs, d.epochs_help), d.epochs);
+void add_loop_options(CLI::App& app, LoopOptions& o, const LoopHelp& d) {
+  with_default(app.add_option("--epochs", o.epochs, d.epochs), o.epochs);
   app.add_option("--max-steps", o.max_steps, "stop after this many optimiser steps (overrides --epochs)");
-  with_default(cli::flags::batch_size(app, o.batch_size, d.batch_help), d.batch_size);
+  with_default(cli::flags::batch_size(app, o.batch_size, d.batch_size), o.batch_size);
   app.add_option("--grad-accum", o.grad_accum, "gradient accumulation steps")->default_val(1);
-  with_default(app.add_option("--lr", o.lr, d.lr_help), d.lr);
-  with_default(app.add_option("--weight-decay", o.weight_decay, d.weight_decay_help), d.weight_decay);
+  with_default(app.add_option("--lr", o.lr, d.lr), o.lr);
+  with_default(app.add_option("--weight-decay", o.weight_decay, d.weight_decay), o.weight_decay);
   app.add_option("--warmup-ratio", o.warmup_ratio, "linear warm-up share of the steps, then cosine")->default_val(0.03);
   app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (global L2 norm)")->default_val(1.0);
-  app.add_flag("--no-augment", o.no_augment, d.augment_help);
-  with_default(app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)"), d.save_steps);
+  app.add_flag("--no-augment", o.no_augment, d.no_augment);
+  with_default(app.add_option("--save-steps", o.save_steps, "checkpoint every N steps (and at the end)"), o.save_steps);
   app.add_option("--save-total-limit", o.save_total_limit, "checkpoints kept")->default_val(1);
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
   app.add_option("--metrics", o.metrics, "append step metrics here (TSV: " + d.metrics_columns + ")");
@@ -209,13 +209,13 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
     ++step;
     progress.tick();
     // The means over micro-batches and processes, for the log.
-    auto means = torch::empty({static_cast<std::int64_t>(sums.size())}, torch::kFloat64);
-    for (std::size_t k = 0; k < sums.size(); ++k)
-      means[static_cast<std::int64_t>(k)] = sums[k] / static_cast<double>(n_micro) / static_cast<double>(world);
-    dist.all_reduce_sum(means);
+    for (double& s : sums) s = s / static_cast<double>(n_micro) / static_cast<double>(world);
+    auto reduced = torch::tensor(sums, torch::kFloat64);
+    dist.all_reduce_sum(reduced);
+    const std::vector<double> means(reduced.data_ptr<double>(), reduced.data_ptr<double>() + reduced.numel());
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
     std::string line = fmt::format("{}\t{}", step, epoch);
-    for (std::size_t k = 0; k < sums.size(); ++k) line += fmt::format("\t{:.6f}", means[static_cast<std::int64_t>(k)].item<double>());
+    for (double m : means) line += fmt::format("\t{:.6f}", m);
     if (task.schedule_values)
       for (double v : task.schedule_values()) line += fmt::format("\t{:.4f}", v);
     line += fmt::format("\t{:.3e}\t{:.4f}", lr, gn);
@@ -223,7 +223,7 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
       for (double v : task.state_values()) line += fmt::format("\t{:.4f}", v);
     line += fmt::format("\t{:.4f}\t{:.2f}\t{:.4f}", step_s, static_cast<double>(step_items) / step_s, data_wait);
     metrics.line(line);
-    const double loss = means[0].item<double>();
+    const double loss = means[0];
     if (o.log_steps > 0 && step % o.log_steps == 0 && dist.is_main())
       cli::info("step {}/{} epoch {} loss {:.4f} lr {:.2e}", step, total_steps, epoch, loss, lr);
     if (task.after_step) task.after_step(step);
