@@ -7,6 +7,7 @@
 
 #include "hse/cli/flags.h"
 #include "hse/embed/slice_encoder.h"
+#include "hse/slice/recipe.h"
 #include <torch/torch.h>
 
 #include "hse/model/device.h"
@@ -150,7 +151,7 @@ int run(const Options& o, cli::Io&) {
     // What made these features, so that a model trained on them can redo it from CT files
     // (hse-finetune records it; hse-generate CT... replays it): the slices' recipe and the encoder.
     for (const auto& [k, v] : r.attrs())
-      if (k.rfind("hse_", 0) != 0) w.set_attr("slices." + k, v);
+      if (k.rfind("hse_", 0) != 0) w.set_attr(slice::Recipe::kFeaturesAttrPrefix + k, v);
     embed::SliceEncoderRecord enc;
     enc.model = random_trunk ? std::string() : fs::absolute(o.model).lexically_normal().string();
     enc.random_init = o.random_init;

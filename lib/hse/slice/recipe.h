@@ -16,6 +16,8 @@ namespace hse::slice {
 struct Recipe : image::CtRecipe {
   static constexpr const char* kName = "hsenet-2d";
   static constexpr const char* kLayout = "N,S,C,H,W";
+  // The prefix of these attributes where hse-embed --slices copies them into its slice_features.
+  static constexpr const char* kFeaturesAttrPrefix = "slices.";
 
   Recipe() { window = {-1000, 1000}; }  // then divided by 1000
   std::int64_t n_slices = 32;

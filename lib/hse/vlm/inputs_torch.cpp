@@ -1,16 +1,10 @@
 #include "hse/vlm/inputs.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <set>
-#include <sstream>
-#include <variant>
 
 #include <CLI/CLI.hpp>
 
@@ -20,8 +14,6 @@
 #include "hse/cli/cli.h"
 #include "hse/embed/slice_encoder.h"
 #include "hse/io/csv.h"
-#include "hse/image/ct_batch.h"
-#include "hse/io/atomic.h"
 #include "hse/io/h5.h"
 #include "hse/io/record.h"
 #include "hse/preprocess/recipe.h"
@@ -31,7 +23,6 @@
 namespace fs = std::filesystem;
 
 namespace hse::vlm {
-
 
 std::string share_file(const std::string& rel) { return cli::share_file(rel); }
 
@@ -75,7 +66,6 @@ std::map<std::string, std::string> read_reports(const std::string& path, const s
   return out;
 }
 
-
 std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
                           const std::vector<std::string>& slice_features) {
   // The files' attributes as they are; a recipe this hse cannot replay is warned about now and
@@ -94,7 +84,7 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
   check(volumes.front(), [&] { preprocess::Recipe::from_json(j["volumes"], volumes.front()); });
   if (!slice_features.empty()) {
     const h5::Reader sf(slice_features, "slice_features");
-    j["slices"] = io::attrs_json(sf.attrs(), "slices.");
+    j["slices"] = io::attrs_json(sf.attrs(), slice::Recipe::kFeaturesAttrPrefix);
     j["slice_encoder"] = io::attrs_json(sf.attrs(), embed::SliceEncoderRecord::kAttrPrefix);
     check(slice_features.front(), [&] {
       slice::Recipe::from_json(j["slices"], slice_features.front());
