@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo install package clean configure fuzz test-asan
+.PHONY: all build deps test demo install package clean configure fuzz test-asan test-tsan
 
 all: build
 
@@ -64,6 +64,15 @@ test-asan: .deps-stamp
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_odr_violation=0:allocator_may_return_null=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|torch|cli' $(CTEST_ARGS)
+
+# The data workers' queue (lib/hse/train/prefetch.h, header-only) and its unit test under
+# ThreadSanitizer: a data race or lock-order problem fails the target. LibTorch is not
+# TSan-instrumented, so the trainers themselves are not run under it.
+test-tsan:
+	mkdir -p $(BUILD)-tsan
+	$(CXX) -std=c++17 -g -O1 -fsanitize=thread -Ilib tests/unit/doctest_main.cpp tests/unit/test_prefetch.cpp \
+	  -o $(BUILD)-tsan/test_prefetch -pthread
+	TSAN_OPTIONS=halt_on_error=1 $(BUILD)-tsan/test_prefetch
 
 clean:
 	rm -rf $(BUILD) out
