@@ -11,6 +11,7 @@ MONAI_VERSION=1.4.0
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config
   libinsighttoolkit5-dev libhdf5-dev libcli11-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libdeflate-dev zlib1g-dev libjpeg62-turbo-dev libgloo-dev libpcre2-dev python3 python3-venv python3-pip wordnet-base
+  hdf5-filter-plugin hdf5-filter-plugin-blosc-serial bitshuffle  # --compression lz4|blosc|bitshuffle
   clang libclang-rt-14-dev libomp-14-dev)  # the last three: make fuzz
 PY_PACKAGES=("torch==${TORCH_VERSION}" "monai==${MONAI_VERSION}" "numpy==1.26.4" h5py nibabel pillow
   "sacrebleu==2.6.0" "rouge-score==0.1.2" "nltk==3.10.4"

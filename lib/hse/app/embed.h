@@ -27,10 +27,12 @@ struct Options {
   bool patch_scores = false;                  // stage 2: also the 2E3 patch scores
   std::string patch_png;                      // stage 2: a PNG per volume of the scores over axial slices
   int batch = 4;
+  int data_workers = -1;                      // threads reading the next batches (-1: auto)
   int max_length = 512;
   std::string truncation = "cut";  // reports longer than max_length: cut | sentences (HSENet's truncate_text)
   std::string compat;              // "" | hsenet (--truncation sentences)
   std::string dtype = "float32";
+  std::string compression = "none";
 };
 
 void declare(CLI::App& app, Options& o);

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -22,6 +24,8 @@
 #include "hse/model/clip.h"
 #include "hse/model/vit2d.h"
 #include "hse/text/wordpiece.h"
+#include "hse/train/host.h"
+#include "hse/train/prefetch.h"
 
 namespace fs = std::filesystem;
 
@@ -48,6 +52,9 @@ void declare(CLI::App& app, Options& o) {
                  "2E3 models: also write DIR/<volume>.png per volume, the patch scores over the middle axial slice of "
                  "each slab of patches (implies --patch-scores)");
   cli::flags::batch_size(app, o.batch, "items per forward pass", true)->default_val(4);
+  cli::flags::data_workers(app, o.data_workers,
+                           "threads that read the next batches of volumes, slice features or slices while the "
+                           "current one is encoded");
   cli::flags::max_length(app, o.max_length, "text tokens")->default_val(512);
   cli::flags::truncation(app, o.truncation,
                  "reports longer than --max-length: cut (the first tokens; default) or sentences (HSENet's "
@@ -56,6 +63,7 @@ void declare(CLI::App& app, Options& o) {
       ->default_val("cut");
   cli::add_compat_option(app, o.compat, "--truncation sentences, as HSENet's retrieval scripts encode reports");
   cli::flags::storage_dtype(app, o.dtype);
+  cli::flags::compression(app, o.compression);
 }
 
 namespace {
@@ -73,6 +81,29 @@ void append_rows(h5::Writer& w, const std::string& name, const torch::Tensor& ro
   }
   for (std::int64_t i = 0; i < c.size(0); ++i) w.append(name, c[i].data_ptr<float>());
 }
+// Items [first, first + n) of dataset `name` (item-major) into host memory for `dev`; `index` maps
+// an item to its row in `r` (identity when null).
+torch::Tensor read_rows(const h5::Reader& r, const std::string& name, std::size_t first, std::size_t n,
+                        const torch::Device& dev, const std::function<std::size_t(std::size_t)>& index = {}) {
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(n)};
+  for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
+  auto t = train::host_empty(shape, torch::kFloat32, dev);
+  for (std::size_t k = 0; k < n; ++k)
+    r.read(name, index ? index(first + k) : first + k, t[static_cast<std::int64_t>(k)].data_ptr<float>());
+  return t;
+}
+
+// Batch start positions 0, step, 2 step, ... below n, handed out in order to the data workers.
+struct Batches {
+  std::size_t n, step, next = 0;
+  bool operator()(std::size_t& first) {
+    if (next >= n) return false;
+    first = next;
+    next += step;
+    return true;
+  }
+};
+
 // The file name of a volume id: directories and the .nii[.gz]/.nrrd/.mha/... suffix dropped.
 std::string png_name(const std::string& id) {
   std::string n = fs::path(id).filename().string();
@@ -134,16 +165,18 @@ int run(const Options& o, cli::Io&) {
     }
     m->to(dev);
     h5::Reader r(o.slices, "slices");
-    const auto shape = r.item_shape("slices");
     h5::Writer w(o.common.output, "slice_features");
+    w.set_codec(h5::parse_codec(o.compression));
     bool declared = false;
     cli::Progress progress("embed slices", r.size(), o.common.progress);
-    std::vector<std::int64_t> s{1};
-    for (auto x : shape) s.push_back(static_cast<std::int64_t>(x));
+    // One volume's slices per item, read ahead on the data workers.
+    const int workers = train::data_workers(o.data_workers);
+    train::Prefetcher<std::size_t, torch::Tensor> data(
+        Batches{r.size(), 1}, [&](const std::size_t& i) { return read_rows(r, "slices", i, 1, dev)[0]; }, workers,
+        2 * std::max(1, workers));
     for (std::size_t i = 0; i < r.size(); ++i) {
-      auto t = torch::empty(s, torch::kFloat32);
-      r.read("slices", i, t.data_ptr<float>());
-      append_rows(w, "slice_features", model::encode_slices(m, t.to(dev), o.batch), declared, dt);
+      const auto t = *data.next();
+      append_rows(w, "slice_features", model::encode_slices(m, train::to_device(t, dev), o.batch), declared, dt);
       w.add_id(r.ids()[i]);
       progress.tick();
     }
@@ -169,6 +202,7 @@ int run(const Options& o, cli::Io&) {
   clip->to(dev);
   clip->eval();
   h5::Writer w(o.common.output, "embeddings");
+  w.set_codec(h5::parse_codec(o.compression));
   bool declared = false, declared_scores = false;
   if (!o.reports.empty()) {
     const auto tok = text::WordPieceTokenizer::from_file((fs::path(o.model) / "vocab.txt").string());
@@ -213,43 +247,46 @@ int run(const Options& o, cli::Io&) {
       sf = std::make_unique<h5::Reader>(o.slice_features, "slice_features");
       for (std::size_t i = 0; i < sf->size(); ++i) sfi[sf->ids()[i]] = i;
     }
-    const auto shape = r.item_shape("volumes");
     if (!o.patch_png.empty()) {
       if (clip->config.stage != 2) cli::fail_usage("--patch-png: {} is not a 2E3 (stage-2) model", o.model);
       fs::create_directories(o.patch_png);
       io::check_writable((fs::path(o.patch_png) / "x.png").string());
     }
     cli::Progress progress("embed volumes", r.size(), o.common.progress);
-    for (std::size_t s = 0; s < r.size(); s += static_cast<std::size_t>(o.batch)) {
-      const std::size_t e = std::min(r.size(), s + static_cast<std::size_t>(o.batch));
-      std::vector<std::int64_t> vs{static_cast<std::int64_t>(e - s)};
-      for (auto x : shape) vs.push_back(static_cast<std::int64_t>(x));
-      auto v = torch::empty(vs, torch::kFloat32);
-      torch::Tensor sl;
-      for (std::size_t k = s; k < e; ++k) {
-        r.read("volumes", k, v[static_cast<std::int64_t>(k - s)].data_ptr<float>());
-        w.add_id(r.ids()[k]);
-      }
-      if (sf) {
-        const auto ss = sf->item_shape("slice_features");
-        std::vector<std::int64_t> sh{static_cast<std::int64_t>(e - s)};
-        for (auto x : ss) sh.push_back(static_cast<std::int64_t>(x));
-        sl = torch::empty(sh, torch::kFloat32);
-        for (std::size_t k = s; k < e; ++k) {
-          auto it = sfi.find(r.ids()[k]);
-          if (it == sfi.end()) cli::fail_input(o.slice_features.front(), "no slice features for '{}'", r.ids()[k]);
-          sf->read("slice_features", it->second, sl[static_cast<std::int64_t>(k - s)].data_ptr<float>());
-        }
-        sl = sl.to(dev);
-      }
+    // The data workers read the next batches of volumes (and their slice features) into host
+    // memory while this thread encodes the current one; output rows go out in input order.
+    struct Batch {
+      std::size_t first;
+      torch::Tensor volumes, slices;
+    };
+    const auto B = static_cast<std::size_t>(o.batch);
+    const int workers = train::data_workers(o.data_workers);
+    train::Prefetcher<std::size_t, Batch> data(
+        Batches{r.size(), B},
+        [&](const std::size_t& s) {
+          const std::size_t n = std::min(r.size() - s, B);
+          Batch b{s, read_rows(r, "volumes", s, n, dev), {}};
+          if (sf)
+            b.slices = read_rows(*sf, "slice_features", s, n, dev, [&](std::size_t k) {
+              auto it = sfi.find(r.ids()[k]);
+              if (it == sfi.end()) cli::fail_input(o.slice_features.front(), "no slice features for '{}'", r.ids()[k]);
+              return it->second;
+            });
+          return b;
+        },
+        workers, 2 * std::max(1, workers));
+    while (auto b = data.next()) {
+      const std::size_t s = b->first, e = s + static_cast<std::size_t>(b->volumes.size(0));
+      for (std::size_t k = s; k < e; ++k) w.add_id(r.ids()[k]);
+      const auto v = train::to_device(b->volumes, dev), sl = train::to_device(b->slices, dev);
       if (o.tokens) {
-        append_rows(w, "embeddings", clip->image_tokens(v.to(dev), sl), declared, dt);
+        append_rows(w, "embeddings", clip->image_tokens(v, sl), declared, dt);
       } else {
         torch::Tensor scores;
-        append_rows(w, "embeddings", clip->encode_image(v.to(dev), sl, want_scores ? &scores : nullptr), declared, dt);
+        append_rows(w, "embeddings", clip->encode_image(v, sl, want_scores ? &scores : nullptr), declared, dt);
         if (want_scores && scores.defined()) append_rows(w, "patch_scores", scores, declared_scores, h5::DType::f32);
         if (!o.patch_png.empty() && scores.defined())
-          write_score_pngs(o.patch_png, clip->config.vision, v, scores, r.ids(), s);
+          write_score_pngs(o.patch_png, clip->config.vision, b->volumes, scores, r.ids(), s);
       }
       progress.tick(e - s);
     }

@@ -25,6 +25,7 @@
 #include "hse/model/vlm.h"
 #include "hse/text/bpe.h"
 #include "hse/text/wordpiece.h"
+#include "hse/train/host.h"
 #include "hse/train/loop.h"
 
 namespace fs = std::filesystem;
@@ -312,15 +313,17 @@ int run(const Options& oin, cli::Io&) {
   task.data_file = o.volumes.front();
   task.items = data.size();
   task.trainable = trainable;
-  // The data side: prompts and answers tokenized into training examples (the volumes are read
-  // and run through the frozen towers in the forward pass).
+  // The data side, on the data workers: the volumes and slice features read (and augmented) into
+  // host memory, prompts and answers tokenized into training examples. The forward pass runs the
+  // frozen towers on them.
   struct Loaded {
-    std::vector<std::size_t> volumes;
+    vlm::VisionSource::HostInputs inputs;
     model::VlmBatch batch;
   };
-  task.load = [&](const std::vector<std::size_t>& items, long, long epoch) {
+  task.load = [&](const std::vector<std::size_t>& items, long step, long epoch) {
     Loaded l;
     std::vector<model::VlmExample> ex;
+    std::vector<std::size_t> volumes;
     for (std::size_t item : items) {
       const auto& e = data[item];
       std::mt19937_64 rng(o.common.seed * 1000003ull + static_cast<std::uint64_t>(epoch) * 7919ull + item);
@@ -328,17 +331,19 @@ int run(const Options& oin, cli::Io&) {
       const auto q = tok->encode(vqa ? vlm::fill(t, e.abnormality) : t);
       const auto ans = tok->encode(" " + e.answer);
       ex.push_back(model::vlm_train_example(toks, n_img, q, ans, o.max_length));
-      l.volumes.push_back(e.volume);
+      volumes.push_back(e.volume);
     }
+    l.inputs = vision.read(volumes, !o.loop.no_augment, o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
     l.batch = model::vlm_collate(ex);
     return std::any(std::move(l));
   };
-  task.forward = [&](std::any& loaded, long step, long, std::vector<double>&) {
+  task.forward = [&](std::any& loaded, long, long, std::vector<double>&) {
     const auto& l = std::any_cast<const Loaded&>(loaded);
-    const auto [t1, t2] =
-        vision.features(l.volumes, !o.loop.no_augment, o.common.seed * 7919ull + static_cast<std::uint64_t>(step));
+    const auto [t1, t2] = vision.encode(l.inputs);
     const auto& b = l.batch;
-    return vlm->loss(b.input_ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev), t1, t2).to(torch::kFloat32);
+    return vlm->loss(train::to_device(b.input_ids, dev), train::to_device(b.attention_mask, dev),
+                     train::to_device(b.labels, dev), t1, t2)
+        .to(torch::kFloat32);
   };
   // `dir` is written now and lives at `final_dir` (a checkpoint is renamed there): every path
   // the adapter records is relative to `final_dir`, so the folder can move with what it names.

@@ -22,6 +22,7 @@ void declare(CLI::App& app, Options& o) {
   app.add_flag_callback("--no-crop", [&o] { o.recipe.crop = false; },
                         "do not crop to the foreground (voxels > 0 after min-max)");
   cli::flags::storage_dtype(app, o.dtype);
+  cli::flags::compression(app, o.compression);
   cli::add_compat_option(app, o.recipe.compat,
                          "a known slope and intercept (--metadata, --rescale-slope/--rescale-intercept) applied to "
                          "every file, CT-RATE v2's HU files included, and XYSpacing's first value for both in-plane "
@@ -56,6 +57,7 @@ int run(const Options& oin, cli::Io& io) {
   recipe.device = device;
 
   h5::Writer w(o.common.output, "volumes");
+  w.set_codec(h5::parse_codec(o.compression));
   std::vector<std::uint64_t> declared;
   const auto res = image::run_ct_batch(
       "preprocess", o.common.output, o.common, o.input, o.batch, io.in, device >= 0 ? 1 : 1 << 20,

@@ -18,6 +18,7 @@
 #include "hse/app/pretrain.h"
 #include "hse/model/config_check.h"
 #include "hse/train/clip_data.h"
+#include "hse/train/host.h"
 #include "hse/train/loop.h"
 #include "hse/train/optim.h"
 
@@ -233,15 +234,16 @@ int run(const Options& o, cli::Io&) {
   task.state_columns = {"logit_scale"};
   task.state_values = [&] { return std::vector<double>{m->logit_scale.item<double>()}; };
   task.load = [&](const std::vector<std::size_t>& items, long, long epoch) {
-    return std::any(data.batch(items, !o.loop.no_augment, o.common.seed, epoch));
+    return std::any(data.batch(items, !o.loop.no_augment, o.common.seed, epoch, dev));
   };
   task.forward = [&](std::any& batch, long, long, std::vector<double>& parts) {
     const auto& b = std::any_cast<const train::ClipBatch&>(batch);
-    const auto vols = b.volumes.to(dev);
-    const auto sl = b.slices.defined() ? b.slices.to(dev) : b.slices;
+    // Asynchronous copies from the workers' pinned buffers on CUDA.
+    const auto vols = train::to_device(b.volumes, dev), sl = train::to_device(b.slices, dev);
+    const auto ids = train::to_device(b.input_ids, dev), mask = train::to_device(b.attention_mask, dev);
     // Features in float32 for the gather and the logits (autocast's policy for the loss).
     const auto img = dist.all_gather(m->encode_image(vols, sl).to(torch::kFloat32));
-    const auto txt = dist.all_gather(m->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
+    const auto txt = dist.all_gather(m->encode_text(ids, mask).to(torch::kFloat32));
     const auto logits = model::clip_logits(img, txt, m->logit_scale, cfg.logit_scale_form);
     const auto cl = model::clip_loss(logits);
     torch::Tensor loss = cl;
@@ -250,7 +252,7 @@ int run(const Options& o, cli::Io&) {
       {
         torch::NoGradGuard ng;
         i1 = dist.all_gather(m->stage1()->encode_image(vols).to(torch::kFloat32));
-        t1 = dist.all_gather(m->stage1()->encode_text(b.input_ids.to(dev), b.attention_mask.to(dev)).to(torch::kFloat32));
+        t1 = dist.all_gather(m->stage1()->encode_text(ids, mask).to(torch::kFloat32));
       }
       // The frozen stage-1 logits use the stage-2 logit_scale (published code).
       const auto l1 = model::clip_logits(i1, t1, m->logit_scale, cfg.logit_scale_form);

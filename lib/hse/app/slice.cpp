@@ -32,6 +32,7 @@ void declare(CLI::App& app, Options& o) {
       ->default_val(224)
       ->check(CLI::Range(1, 4096));
   cli::flags::storage_dtype(app, o.dtype);
+  cli::flags::compression(app, o.compression);
   image::add_batch_options(app, o.batch);
 }
 
@@ -54,6 +55,7 @@ int run(const Options& oin, cli::Io& io) {
   recipe.image_size = rc.image_size;
 
   h5::Writer w(o.common.output, "slices");
+  w.set_codec(h5::parse_codec(o.compression));
   const std::uint64_t S = static_cast<std::uint64_t>(rc.image_size);
   w.add_dataset("slices", dtype, {static_cast<std::uint64_t>(rc.n_slices), 3, S, S});
   const auto res = image::run_ct_batch(

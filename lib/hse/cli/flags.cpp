@@ -31,6 +31,19 @@ CLI::Option* batch_size(CLI::App& app, int& out, const std::string& help, bool o
   return app.add_option(older_alias ? "--batch-size,--batch" : "--batch-size", out,
                         older_alias ? help + " (--batch: the older name)" : help);
 }
+CLI::Option* compression(CLI::App& app, std::string& out) {
+  return app.add_option("--compression", out,
+                        "compress the stored arrays, losslessly: none, gzip (built into HDF5), lz4, blosc or "
+                        "bitshuffle (HDF5 filter plugins, which readers need too: see hse-formats(5))")
+      ->default_val("none")
+      ->check(CLI::IsMember({"none", "gzip", "lz4", "blosc", "bitshuffle"}));
+}
+CLI::Option* data_workers(CLI::App& app, int& out, const std::string& help) {
+  return app.add_option("--data-workers", out,
+                        help + " (0: on the main thread; default: half the cores, 1 to 4); the results are the "
+                               "same for any number")
+      ->check(CLI::Range(0, 64));
+}
 CLI::Option* storage_dtype(CLI::App& app, std::string& out) {
   return app.add_option("--dtype", out, "stored type: float32 or float16")
       ->default_val("float32")

@@ -33,6 +33,11 @@ CLI::Option* model(CLI::App& app, std::string& out, const std::string& help);
 CLI::Option* batch_size(CLI::App& app, int& out, const std::string& help, bool older_alias = false);
 // --dtype float32|float16: the stored type of an output array.
 CLI::Option* storage_dtype(CLI::App& app, std::string& out);
+// --compression CODEC: HDF5 filters on an output's arrays (h5::Codec).
+CLI::Option* compression(CLI::App& app, std::string& out);
+// --data-workers N: threads that prepare the next batches while the current one computes
+// (-1, the default: train::data_workers(), prefetch.h).
+CLI::Option* data_workers(CLI::App& app, int& out, const std::string& help);
 // CT geometry of the preprocessing and slice recipes.
 void hu_window(CLI::App& app, std::array<double, 2>& out, const std::string& help);
 void spacing(CLI::App& app, std::array<double, 2>& out);

@@ -45,6 +45,7 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
   cli::verbose("{} inputs, {} workers x {} threads", inputs.size(), workers, inner);
 
   BatchResult r;
+  double write_s = 0;  // the sink's time (the HDF5 writes), on this thread
   cli::Progress progress(what, inputs.size(), common.progress);
   cli::ordered_map<Done>(
       inputs.size(), workers, inner,
@@ -71,7 +72,9 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
         }
       },
       [&](std::size_t, Done&& d) {
+        const auto t0 = std::chrono::steady_clock::now();
         sink(d.id, std::move(d.item));
+        write_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         ++r.written;
         progress.tick();
       },
@@ -87,6 +90,7 @@ BatchResult run_ct_batch(const std::string& what, const std::string& output, con
         }
       });
   progress.finish();
+  cli::verbose("output writes {:.3f} s", write_s);
   if (r.written == 0) cli::fail(cli::Exit::runtime, output, "no volume could be processed ({} failed)", r.failed);
   if (failures) failures->commit();
   return r;

@@ -67,6 +67,7 @@ struct CtToolOptions {
   CtInputOptions input;
   R recipe;
   std::string dtype = "float32";
+  std::string compression = "none";
   BatchOptions batch;
 };
 

@@ -1,4 +1,5 @@
 #include "hse/image/ops.h"
+#include <chrono>
 
 #include <omp.h>
 
@@ -225,7 +226,18 @@ Array3 hsenet_slicing_array(Volume& v, const HuDecision& hu, double lo, double h
 Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> sp, const VolumeRecipe& r,
                          int threads) {
   const std::int64_t nx = v.dim[0], ny = v.dim[1], nz = v.dim[2];
+  // -vv: the time of each step (bench/bench_preprocess_throughput.py reads these lines).
+  using clock = std::chrono::steady_clock;
+  auto t_lap = clock::now();
+  std::string steps;
+  const auto lap = [&](const char* what) {
+    if (cli::log_level() < 2) return;
+    const auto now = clock::now();
+    steps += fmt::format("{}{} {:.3f} s", steps.empty() ? "" : ", ", what, std::chrono::duration<double>(now - t_lap).count());
+    t_lap = now;
+  };
   hu_clamp(v, hu, r.window_lo, r.window_hi, threads);
+  lap("hu_clamp");
   if (r.device >= 0) {
     kernels::PipelineSpec ps;
     ps.d = nz;
@@ -248,6 +260,7 @@ Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> 
   // Resample in storage order [z][y][x], then one pass that min-max normalises,
   // transposes to (Z, X, Y) and finds the foreground box.
   const Array3 s = resample_storage(v, r.resample, sp, r.target_z, r.target_xy, threads);
+  lap("resample");
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
   const std::int64_t n = static_cast<std::int64_t>(s.v.size());
 #pragma omp parallel for num_threads(threads) reduction(min : lo) reduction(max : hi)
@@ -277,6 +290,7 @@ Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> 
               y1 = std::max(y1, y + 1);
             }
           }
+  lap("normalise_transpose_crop");
   Box b{0, a.d, 0, a.h, 0, a.w};
   if (r.crop) {
     if (z1 == 0) cli::fail(cli::Exit::incompatible, "", "no foreground voxels (> 0) after normalisation (a constant volume?)");
@@ -286,6 +300,8 @@ Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> 
                      ow = r.size[2] ? r.size[2] : b.x1 - b.x0;
   Array3 out{od, oh, ow, std::vector<float>(static_cast<std::size_t>(od * oh * ow))};
   resize_trilinear(a.v.data(), a.d, a.h, a.w, b, out.v.data(), od, oh, ow, threads);
+  lap("resize");
+  if (!steps.empty()) cli::log_line(2, "steps: " + steps);
   return out;
 }
 

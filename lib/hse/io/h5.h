@@ -25,6 +25,19 @@ enum class DType { f32, f16, u8 };
 const char* dtype_name(DType t);
 DType parse_dtype(const std::string& s);  // "float32"/"f32", "float16"/"f16", "uint8"
 
+// Compression of the item chunks through HDF5 filters. gzip (deflate) is built into libhdf5; lz4,
+// blosc and bitshuffle are filter plugins (Debian: hdf5-filter-plugin, hdf5-filter-plugin-blosc-serial,
+// bitshuffle), which Debian's libhdf5 finds in its plugin directory and other builds (h5py's wheels)
+// through HDF5_PLUGIN_PATH or the hdf5plugin package. Each runs after a byte shuffle (bitshuffle:
+// a bit shuffle), lossless. See man/hse-formats.5.
+enum class Codec { none, gzip, lz4, blosc, bitshuffle };
+const char* codec_name(Codec c);
+Codec parse_codec(const std::string& s);  // none, gzip, lz4, blosc, bitshuffle
+// Whether this process's libhdf5 can encode and decode `c` (its plugin is found).
+bool codec_available(Codec c);
+// The directory Debian's packages install HDF5 filter plugins into (what HDF5_PLUGIN_PATH needs).
+const char* plugin_dir_hint();
+
 using AttrValue = std::variant<std::string, double, std::int64_t, std::vector<double>, std::vector<std::int64_t>>;
 using Attrs = std::map<std::string, AttrValue>;
 
@@ -39,8 +52,12 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Declares an item-major dataset [N, item_shape...] chunked one item a chunk.
+  // Declares an item-major dataset [N, item_shape...] chunked one item a chunk, compressed with
+  // the writer's codec (set_codec; none by default).
   void add_dataset(const std::string& name, DType dtype, const std::vector<std::uint64_t>& item_shape);
+  // The codec of the datasets declared after this call; exit 4 (runtime) naming the output when
+  // its filter plugin is not installed.
+  void set_codec(Codec c);
   // Appends one item (float input, converted to the dataset's type; u8 is rounded and clamped).
   void append(const std::string& name, const float* item);
   // Appends one item given in the dataset's own type.
@@ -61,6 +78,7 @@ class Writer {
   std::map<std::string, std::unique_ptr<Dataset>> sets_;
   std::vector<std::string> ids_;
   std::vector<std::string> provenance_;
+  Codec codec_ = Codec::none;
   bool committed_ = false;
 };
 

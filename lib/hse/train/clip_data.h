@@ -43,12 +43,14 @@ class ClipData {
   const std::vector<std::string>& ids() const { return ids_; }
   const std::string& text(std::size_t i) const { return texts_[i]; }
   std::vector<std::int64_t> volume_shape() const;
-  ClipBatch batch(const std::vector<std::size_t>& items, bool augment, std::uint64_t seed, long epoch) const;
-  // Just the text side (for encoding reports alone).
-  void encode_texts(const std::vector<std::size_t>& items, torch::Tensor& ids, torch::Tensor& mask,
-                    std::uint64_t seed) const;
+  // The batch of `items` in host memory for `dev` (pinned when it is a CUDA device, host.h).
+  ClipBatch batch(const std::vector<std::size_t>& items, bool augment, std::uint64_t seed, long epoch,
+                  const torch::Device& dev = torch::kCPU) const;
 
  private:
+  void encode_texts(const std::vector<std::size_t>& items, torch::Tensor& ids, torch::Tensor& mask,
+                    std::uint64_t seed, const torch::Device& dev) const;
+
   ClipDataOptions opt_;
   std::shared_ptr<const text::WordPieceTokenizer> tok_;
   std::unique_ptr<h5::Reader> vols_, slices_;

@@ -4,6 +4,7 @@
 #include "hse/cli/cli.h"
 #include "hse/io/csv.h"
 #include "hse/train/clip_data.h"
+#include "hse/train/host.h"
 
 namespace hse::train {
 
@@ -69,10 +70,10 @@ torch::Tensor augment_volume(const torch::Tensor& v, std::uint64_t seed) {
 }
 
 void ClipData::encode_texts(const std::vector<std::size_t>& items, torch::Tensor& ids, torch::Tensor& mask,
-                            std::uint64_t seed) const {
+                            std::uint64_t seed, const torch::Device& dev) const {
   const std::int64_t B = static_cast<std::int64_t>(items.size()), L = opt_.max_length;
-  ids = torch::empty({B, L}, torch::kLong);
-  mask = torch::empty({B, L}, torch::kLong);
+  ids = host_empty({B, L}, torch::kLong, dev);
+  mask = host_empty({B, L}, torch::kLong, dev);
   for (std::int64_t b = 0; b < B; ++b) {
     std::string t = texts_[items[static_cast<std::size_t>(b)]];
     if (opt_.sentence_truncation) t = text::hsenet_truncate(t, *tok_, L, seed + static_cast<std::uint64_t>(b));
@@ -82,13 +83,13 @@ void ClipData::encode_texts(const std::vector<std::size_t>& items, torch::Tensor
   }
 }
 
-ClipBatch ClipData::batch(const std::vector<std::size_t>& items, bool augment, std::uint64_t seed, long epoch) const {
+ClipBatch ClipData::batch(const std::vector<std::size_t>& items, bool augment, std::uint64_t seed, long epoch,
+                          const torch::Device& dev) const {
   ClipBatch b;
   const auto shape = volume_shape();
   std::vector<std::int64_t> vshape{static_cast<std::int64_t>(items.size())};
   vshape.insert(vshape.end(), shape.begin(), shape.end());
-  b.volumes = torch::empty(vshape, torch::kFloat32);
-  const std::size_t per = vols_->item_size("volumes");
+  b.volumes = host_empty(vshape, torch::kFloat32, dev);
   for (std::size_t k = 0; k < items.size(); ++k) {
     vols_->read("volumes", items[k], b.volumes[static_cast<std::int64_t>(k)].data_ptr<float>());
     if (augment) {
@@ -97,16 +98,15 @@ ClipBatch ClipData::batch(const std::vector<std::size_t>& items, bool augment, s
     }
     b.ids.push_back(ids_[items[k]]);
   }
-  (void)per;
   if (slices_) {
     const auto ss = slices_->item_shape("slice_features");
     std::vector<std::int64_t> s{static_cast<std::int64_t>(items.size())};
     for (auto x : ss) s.push_back(static_cast<std::int64_t>(x));
-    b.slices = torch::empty(s, torch::kFloat32);
+    b.slices = host_empty(s, torch::kFloat32, dev);
     for (std::size_t k = 0; k < items.size(); ++k)
       slices_->read("slice_features", slice_index_[items[k]], b.slices[static_cast<std::int64_t>(k)].data_ptr<float>());
   }
-  encode_texts(items, b.input_ids, b.attention_mask, seed + static_cast<std::uint64_t>(epoch));
+  encode_texts(items, b.input_ids, b.attention_mask, seed + static_cast<std::uint64_t>(epoch), dev);
   return b;
 }
 

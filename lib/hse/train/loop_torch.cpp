@@ -47,11 +47,9 @@ void add_loop_options(CLI::App& app, LoopOptions& o, const LoopHelp& d) {
   app.add_option("--log-steps", o.log_steps, "a status line every N steps")->default_val(10);
   app.add_option("--metrics", o.metrics, "append step metrics here (TSV: " + d.metrics_columns + ")");
   app.add_flag("--resume", o.resume, "continue from the newest checkpoint-N in the output directory");
-  app.add_option("--data-workers", o.data_workers,
-                 "threads that read, augment and tokenize the next micro-batches while the current step computes "
-                 "(0: on the training thread; default: half the cores, 1 to 4); the batches are the same for any "
-                 "number")
-      ->check(CLI::Range(0, 64));
+  cli::flags::data_workers(app, o.data_workers,
+                          "threads that read, augment and tokenize the next micro-batches while the current step "
+                          "computes");
   add_dist_backend_option(app, o.dist_backend);
   add_recipe_options(app, o.recipe);
 }
@@ -170,9 +168,7 @@ LoopResult run_loop(const LoopOptions& o, LoopTask& task, Distributed& dist, con
     }
     return true;
   };
-  const int workers = o.data_workers >= 0
-                          ? o.data_workers
-                          : std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 4);
+  const int workers = data_workers(o.data_workers);
   Prefetcher<Job, Loaded> data(
       next_job, [&](const Job& j) { return Loaded{task.load(j.items, j.step, j.epoch), j.items.size()}; }, workers,
       2 * std::max(1, workers));

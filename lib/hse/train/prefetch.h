@@ -7,6 +7,7 @@
 // the workers after their current job and joins them (no deadlock on errors or SIGTERM).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -18,6 +19,13 @@
 #include <vector>
 
 namespace hse::train {
+
+// The number of data workers for a --data-workers value: itself when given (>= 0), otherwise half
+// the cores, 1 to 4.
+inline int data_workers(int requested) {
+  if (requested >= 0) return requested;
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 4);
+}
 
 template <typename Job, typename T>
 class Prefetcher {

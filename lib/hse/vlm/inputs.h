@@ -87,6 +87,15 @@ class VisionSource {
   // volume (towers only), seeded per item with `seed`.
   std::pair<torch::Tensor, torch::Tensor> features(const std::vector<std::size_t>& items, bool augment = false,
                                                    std::uint64_t seed = 0) const;
+  // features() in two halves, so that the trainers' data workers do the reading: read() gathers
+  // the items' volumes (augmented) and slice features, or their cached token features, into host
+  // memory for the device (pinned on CUDA); it only reads files and may run on any thread.
+  // encode() runs the frozen towers on them, on the training thread.
+  struct HostInputs {
+    torch::Tensor first, second;  // volumes and slice features, or tokens1 and tokens2
+  };
+  HostInputs read(const std::vector<std::size_t>& items, bool augment = false, std::uint64_t seed = 0) const;
+  std::pair<torch::Tensor, torch::Tensor> encode(const HostInputs& in) const;
   // The towers' config (only with --clip).
   const model::ClipConfig* clip_config() const { return clip_ ? &clip_->config : nullptr; }
   std::string source() const { return source_; }

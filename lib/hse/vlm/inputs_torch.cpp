@@ -19,6 +19,7 @@
 #include "hse/preprocess/recipe.h"
 #include "hse/slice/recipe.h"
 #include "hse/train/clip_data.h"
+#include "hse/train/host.h"
 
 namespace fs = std::filesystem;
 
@@ -217,24 +218,25 @@ std::optional<std::size_t> VisionSource::index_of(const std::string& id) const {
 }
 
 namespace {
-torch::Tensor read_items(const h5::Reader& r, const std::string& name, const std::vector<std::size_t>& idx) {
+torch::Tensor read_items(const h5::Reader& r, const std::string& name, const std::vector<std::size_t>& idx,
+                         const torch::Device& dev) {
   std::vector<std::int64_t> shape{static_cast<std::int64_t>(idx.size())};
   for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
-  auto t = torch::empty(shape, torch::kFloat32);
+  auto t = train::host_empty(shape, torch::kFloat32, dev);
   for (std::size_t k = 0; k < idx.size(); ++k) r.read(name, idx[k], t[static_cast<std::int64_t>(k)].data_ptr<float>());
   return t;
 }
 }  // namespace
 
-std::pair<torch::Tensor, torch::Tensor> VisionSource::features(const std::vector<std::size_t>& items, bool augment,
-                                                               std::uint64_t seed) const {
+VisionSource::HostInputs VisionSource::read(const std::vector<std::size_t>& items, bool augment,
+                                            std::uint64_t seed) const {
   torch::NoGradGuard ng;
   if (tok1_) {
     std::vector<std::size_t> i2;
     for (auto i : items) i2.push_back(tok2_index_[i]);
-    return {read_items(*tok1_, "embeddings", items).to(device_), read_items(*tok2_, "embeddings", i2).to(device_)};
+    return {read_items(*tok1_, "embeddings", items, device_), read_items(*tok2_, "embeddings", i2, device_)};
   }
-  auto v = read_items(*vols_, "volumes", items);
+  auto v = read_items(*vols_, "volumes", items, device_);
   if (augment)
     for (std::size_t k = 0; k < items.size(); ++k) {
       const auto kk = static_cast<std::int64_t>(k);
@@ -242,11 +244,19 @@ std::pair<torch::Tensor, torch::Tensor> VisionSource::features(const std::vector
     }
   std::vector<std::size_t> si;
   for (auto i : items) si.push_back(slice_index_[i]);
-  auto s = read_items(*slices_, "slice_features", si).to(device_);
-  v = v.to(device_);
-  auto t1 = clip_->stage1()->image_tokens(v);
-  auto t2 = clip_->image_tokens(v, s);
-  return {t1, t2};
+  return {v, read_items(*slices_, "slice_features", si, device_)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VisionSource::encode(const HostInputs& in) const {
+  torch::NoGradGuard ng;
+  const auto a = train::to_device(in.first, device_), b = train::to_device(in.second, device_);
+  if (tok1_) return {a, b};
+  return {clip_->stage1()->image_tokens(a), clip_->image_tokens(a, b)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VisionSource::features(const std::vector<std::size_t>& items, bool augment,
+                                                               std::uint64_t seed) const {
+  return encode(read(items, augment, seed));
 }
 
 }  // namespace hse::vlm
