@@ -49,7 +49,9 @@ def ct_files(root, meta):
 
 
 def _init_worker():
+    import warnings
     import torch
+    warnings.filterwarnings("ignore", category=FutureWarning)  # monai's deprecation notices
     torch.set_num_threads(1)
 
 

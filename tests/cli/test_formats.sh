@@ -62,5 +62,32 @@ if [ -d "$SHARED/data/dicom/volume" ]; then
 else
   echo "note: $SHARED/data/dicom not found; DICOM checks skipped"
 fi
+# --compression: lossless HDF5 filters store the same array as the uncompressed file, and plain
+# h5py reads it (HDF5_PLUGIN_PATH at Debian's plugin directory, as hse-formats(5) says); a codec
+# whose plugin this libhdf5 cannot find is refused with exit 4 and no output file.
+PLUG=/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins
+for c in gzip lz4 blosc bitshuffle; do
+  err=$("$BIN/hse-preprocess" -q --compression $c -o "$T/c-$c.h5" "$T/v.nii.gz" 2>&1); rc=$?
+  if [ $rc = 4 ] && [ "${CI:-}" != true ] && [ "${HSE_REQUIRE_ALL:-}" != 1 ]; then
+    echo "note: --compression $c skipped, its plugin is not installed: $err"; continue
+  fi
+  if [ $rc = 0 ] && HDF5_PLUGIN_PATH=$PLUG $PY - "$T/v.nii.gz.h5" "$T/c-$c.h5" <<'PYEOF'; then
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["volumes"] for p in sys.argv[1:])
+assert b.chunks == (1,) + b.shape[1:], b.chunks
+assert np.array_equal(a[:], b[:])
+PYEOF
+    echo "ok   --compression $c: the same array, read by h5py"
+  else
+    echo "FAIL --compression $c (rc $rc): $err"; fail=1
+  fi
+done
+mkdir -p "$T/noplug"
+err=$(HDF5_PLUGIN_PATH="$T/noplug" "$BIN/hse-preprocess" -q --compression lz4 -o "$T/np.h5" "$T/v.nii.gz" 2>&1); rc=$?
+if [ $rc = 4 ] && [[ "$err" == *"np.h5: cannot write lz4-compressed datasets"*"apt install hdf5-filter-plugin"* ]] && [ ! -e "$T/np.h5" ]; then
+  echo "ok   --compression lz4 without its plugin: exit 4, no output"
+else
+  echo "FAIL --compression lz4 without its plugin (rc $rc): $err"; fail=1
+fi
 if [ "$fail" = 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi
 exit $fail

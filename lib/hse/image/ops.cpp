@@ -270,26 +270,36 @@ Array3 preprocess_volume(Volume& v, const HuDecision& hu, std::array<double, 3> 
   }
   const float den = std::max(hi - lo, 1e-8f);
   Array3 a{s.d, s.w, s.h, std::vector<float>(s.v.size())};  // [z][x][y]
-  std::int64_t z0 = a.d, z1 = 0, x0 = a.h, x1 = 0, y0 = a.w, y1 = 0;
-  constexpr std::int64_t T = 32;
   const std::int64_t sy = s.h, sx = s.w;
+  // The foreground box (voxels whose normalised value is > 0), from the storage-order rows: each
+  // row is scanned from both ends to its first and last foreground voxel, so the body itself is
+  // not visited and no per-voxel branch runs in the copy below.
+  std::int64_t z0 = a.d, z1 = 0, x0 = a.h, x1 = 0, y0 = a.w, y1 = 0;
 #pragma omp parallel for num_threads(threads) collapse(2) reduction(min : z0, y0, x0) reduction(max : z1, y1, x1)
+  for (std::int64_t z = 0; z < s.d; ++z)
+    for (std::int64_t y = 0; y < sy; ++y) {
+      const float* row = s.v.data() + (z * sy + y) * sx;
+      std::int64_t first = 0;
+      while (first < sx && !((row[first] - lo) / den > 0)) ++first;
+      if (first == sx) continue;
+      std::int64_t last = sx - 1;
+      while (!((row[last] - lo) / den > 0)) --last;
+      z0 = std::min(z0, z);
+      z1 = std::max(z1, z + 1);
+      y0 = std::min(y0, y);
+      y1 = std::max(y1, y + 1);
+      x0 = std::min(x0, first);
+      x1 = std::max(x1, last + 1);
+    }
+  // Min-max normalisation and the transpose to (Z, X, Y), in 32 x 32 tiles.
+  constexpr std::int64_t T = 32;
+#pragma omp parallel for num_threads(threads) collapse(2)
   for (std::int64_t z = 0; z < s.d; ++z)
     for (std::int64_t yb = 0; yb < sy; yb += T)
       for (std::int64_t xb = 0; xb < sx; xb += T)
         for (std::int64_t y = yb; y < std::min(yb + T, sy); ++y)
-          for (std::int64_t x = xb; x < std::min(xb + T, sx); ++x) {
-            const float t = (s.v[(z * sy + y) * sx + x] - lo) / den;
-            a.v[(z * sx + x) * sy + y] = t;
-            if (t > 0) {
-              z0 = std::min(z0, z);
-              z1 = std::max(z1, z + 1);
-              x0 = std::min(x0, x);
-              x1 = std::max(x1, x + 1);
-              y0 = std::min(y0, y);
-              y1 = std::max(y1, y + 1);
-            }
-          }
+          for (std::int64_t x = xb; x < std::min(xb + T, sx); ++x)
+            a.v[(z * sx + x) * sy + y] = (s.v[(z * sy + y) * sx + x] - lo) / den;
   lap("normalise_transpose_crop");
   Box b{0, a.d, 0, a.h, 0, a.w};
   if (r.crop) {

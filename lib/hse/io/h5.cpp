@@ -2,6 +2,9 @@
 
 #include <mutex>
 #include <hdf5.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -502,6 +505,25 @@ void Writer::commit() {
 
 // ---- Reader -----------------------------------------------------------------
 namespace {
+#if defined(__x86_64__) && defined(__GNUC__)
+// F16C's vcvtph2ps, 8 halves at a time: exact, as every half is a float (NaN payloads aside,
+// which it quietens). The software loop widened about 600 M halves/s, a third of the speed of
+// reading float32 from the page cache (bench/bench_storage.py).
+__attribute__((target("f16c,avx"))) void halves_to_floats_f16c(const std::uint16_t* h, float* out, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  for (; i < n; ++i) out[i] = half_to_float(h[i]);
+}
+#endif
+void halves_to_floats(const std::uint16_t* h, float* out, std::size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  if (f16c) return halves_to_floats_f16c(h, out, n);
+#endif
+  for (std::size_t i = 0; i < n; ++i) out[i] = half_to_float(h[i]);
+}
+
 // A compressed dataset whose filter this libhdf5 cannot decode: one clear error naming the
 // filter and where its plugin comes from, instead of a failed read.
 void check_filters(hid_t ds, const std::string& path, const std::string& name) {
@@ -659,7 +681,7 @@ void Reader::read(const std::string& name, std::size_t index, float* out) const 
   if (H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 2) {
     std::vector<std::uint16_t> h(n);
     rc = H5Dread(ds, half_type(), mspace, fspace, H5P_DEFAULT, h.data());
-    for (std::size_t i = 0; i < n; ++i) out[i] = half_to_float(h[i]);
+    halves_to_floats(h.data(), out, n);
   } else {
     rc = H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out);
   }
