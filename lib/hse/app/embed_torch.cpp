@@ -169,10 +169,10 @@ int run(const Options& o, cli::Io&) {
     w.set_codec(h5::parse_codec(o.compression));
     bool declared = false;
     cli::Progress progress("embed slices", r.size(), o.common.progress);
-    // One volume's slices per item, read ahead on the data workers.
+    // One volume's slices ([1,S,3,H,W]) per item, read ahead on the data workers.
     const int workers = train::data_workers(o.data_workers);
     train::Prefetcher<std::size_t, torch::Tensor> data(
-        Batches{r.size(), 1}, [&](const std::size_t& i) { return read_rows(r, "slices", i, 1, dev)[0]; }, workers,
+        Batches{r.size(), 1}, [&](const std::size_t& i) { return read_rows(r, "slices", i, 1, dev); }, workers,
         2 * std::max(1, workers));
     for (std::size_t i = 0; i < r.size(); ++i) {
       const auto t = *data.next();
