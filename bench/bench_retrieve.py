@@ -16,6 +16,9 @@ import argparse, os, resource, subprocess, sys, tempfile, time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import timed  # noqa: E402
+
 
 def write_embeddings(path, x):
     with h5py.File(path, "w") as f:
@@ -26,18 +29,6 @@ def write_embeddings(path, x):
         f.create_dataset("embeddings", data=x, chunks=(min(len(x), 256), x.shape[1]))
         f.create_dataset("ids", data=np.array([f"v{i}" for i in range(len(x))], dtype=object),
                          dtype=h5py.string_dtype())
-
-
-def timed(cmd, stdout):
-    """Runs cmd; returns (seconds, peak RSS in MiB) of that process alone."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t
-    err = p.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return dt, ru.ru_maxrss / 1024
 
 
 FAISS = r"""
@@ -78,11 +69,11 @@ def main():
             tsv = os.path.join(d, f"r{n}.tsv")
             with open(tsv, "w") as out:
                 hs, hm = timed([os.path.join(a.bin, "hse-retrieve"), "--queries", h5, "--items", h5, "-k", str(a.k),
-                                "--threads", str(a.threads), "-q"], out)
+                                "--threads", str(a.threads), "-q"], stdout=out)
             hse_ids = np.array([int(l.split("\t")[2][1:]) for l in open(tsv)]).reshape(n, a.k)
             if have_faiss:
                 npy = os.path.join(d, f"f{n}.npy")
-                fs, fm = timed([sys.executable, "-c", FAISS, h5, str(a.k), str(a.threads), npy], subprocess.DEVNULL)
+                fs, fm = timed([sys.executable, "-c", FAISS, h5, str(a.k), str(a.threads), npy])
                 f_ids = np.load(npy)
                 same = np.mean([len(set(hse_ids[i]) & set(f_ids[i])) / a.k for i in range(n)])
                 print(f"{n}\t{hs:.2f}\t{hm:.0f}\t{fs:.2f}\t{fm:.0f}\t{fs / hs:.2f}\t{same:.4f}", flush=True)

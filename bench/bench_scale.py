@@ -18,10 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import h5py
 import numpy as np
+
+from benchlib import timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARE = os.path.join(HERE, "..", "share", "hse", "configs")
@@ -38,17 +39,6 @@ def hse_file(path, kind, name, data, ids, attrs=None):
             f.attrs[k] = v
         f.create_dataset(name, data=data, chunks=(1,) + data.shape[1:])
         f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-
-
-def timed(cmd, stdin=None, stdout=subprocess.DEVNULL):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t
-    err = p.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return dt, ru.ru_maxrss / 1024
 
 
 def tiny_volumes(n, rng):

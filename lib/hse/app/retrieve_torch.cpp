@@ -39,6 +39,8 @@ Emb load(const std::vector<std::string>& files) {
     cli::fail_input(files.front(), "embeddings are [N,{}...]: token embeddings (--tokens) cannot be searched", shape[0]);
   Emb e{r.ids(), torch::empty({static_cast<std::int64_t>(r.size()), static_cast<std::int64_t>(shape[0])})};
   for (std::size_t i = 0; i < r.size(); ++i) r.read("embeddings", i, e.x[static_cast<std::int64_t>(i)].data_ptr<float>());
+  if (!torch::isfinite(e.x).all().item<bool>())
+    cli::fail_input(files.front(), "the embeddings hold non-finite values (NaN or infinity): no ranking can use them");
   return e;
 }
 }  // namespace

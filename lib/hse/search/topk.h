@@ -15,9 +15,10 @@ struct TopK {
 };
 
 // The k (at most the number of items) most similar items of each query, by the cosine of the
-// L2-normalised rows. When queries x items is at most `block_elems`, one product and one top-k
-// (torch.topk's order); otherwise query blocks times item blocks of about `block_elems` scores each,
-// whose top-k candidates are merged, ties in score going to the lower item row.
+// L2-normalised rows, best first; equal scores rank by item row (lower first). Computed over
+// blocks of queries x items (about `block_elems` scores at most, 1024 x 8192 by default) whose
+// scores a running top-k scans. NaN scores never rank (index -1 where a row has fewer than k
+// finite scores; hse-retrieve refuses non-finite inputs).
 TopK cosine_topk(const torch::Tensor& queries, const torch::Tensor& items, std::int64_t k,
                  std::int64_t block_elems = std::int64_t{1} << 25);
 
