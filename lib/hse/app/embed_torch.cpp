@@ -14,6 +14,7 @@
 
 #include "hse/model/device.h"
 #include "hse/app/embed.h"
+#include "hse/app/volume_batches.h"
 
 #include "hse/cli/compat.h"
 #include "hse/model/config_check.h"
@@ -81,29 +82,6 @@ void append_rows(h5::Writer& w, const std::string& name, const torch::Tensor& ro
   }
   for (std::int64_t i = 0; i < c.size(0); ++i) w.append(name, c[i].data_ptr<float>());
 }
-// Items [first, first + n) of dataset `name` (item-major) into host memory for `dev`; `index` maps
-// an item to its row in `r` (identity when null).
-torch::Tensor read_rows(const h5::Reader& r, const std::string& name, std::size_t first, std::size_t n,
-                        const torch::Device& dev, const std::function<std::size_t(std::size_t)>& index = {}) {
-  std::vector<std::int64_t> shape{static_cast<std::int64_t>(n)};
-  for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
-  auto t = train::host_empty(shape, torch::kFloat32, dev);
-  for (std::size_t k = 0; k < n; ++k)
-    r.read(name, index ? index(first + k) : first + k, t[static_cast<std::int64_t>(k)].data_ptr<float>());
-  return t;
-}
-
-// Batch start positions 0, step, 2 step, ... below n, handed out in order to the data workers.
-struct Batches {
-  std::size_t n, step, next = 0;
-  bool operator()(std::size_t& first) {
-    if (next >= n) return false;
-    first = next;
-    next += step;
-    return true;
-  }
-};
-
 // The file name of a volume id: directories and the .nii[.gz]/.nrrd/.mha/... suffix dropped.
 std::string png_name(const std::string& id) {
   std::string n = fs::path(id).filename().string();
@@ -172,7 +150,7 @@ int run(const Options& o, cli::Io&) {
     // One volume's slices ([1,S,3,H,W]) per item, read ahead on the data workers.
     const int workers = train::data_workers(o.data_workers);
     train::Prefetcher<std::size_t, torch::Tensor> data(
-        Batches{r.size(), 1}, [&](const std::size_t& i) { return read_rows(r, "slices", i, 1, dev); }, workers,
+        train::Spans{r.size(), 1}, [&](const std::size_t& i) { return train::read_items(r, "slices", i, 1, dev); }, workers,
         2 * std::max(1, workers));
     for (std::size_t i = 0; i < r.size(); ++i) {
       const auto t = *data.next();
@@ -239,42 +217,19 @@ int run(const Options& o, cli::Io&) {
     w.set_attr("truncation", sentences ? std::string("sentences") : std::string("cut"));
     w.set_attr("compat", o.compat);
   } else {
-    h5::Reader r(o.volumes, "volumes");
-    std::unique_ptr<h5::Reader> sf;
-    std::map<std::string, std::size_t> sfi;
-    if (clip->config.stage == 2) {
-      if (o.slice_features.empty()) cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.model);
-      sf = std::make_unique<h5::Reader>(o.slice_features, "slice_features");
-      for (std::size_t i = 0; i < sf->size(); ++i) sfi[sf->ids()[i]] = i;
-    }
+    if (clip->config.stage == 2 && o.slice_features.empty())
+      cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.model);
     if (!o.patch_png.empty()) {
       if (clip->config.stage != 2) cli::fail_usage("--patch-png: {} is not a 2E3 (stage-2) model", o.model);
       fs::create_directories(o.patch_png);
       io::check_writable((fs::path(o.patch_png) / "x.png").string());
     }
-    cli::Progress progress("embed volumes", r.size(), o.common.progress);
     // The data workers read the next batches of volumes (and their slice features) into host
     // memory while this thread encodes the current one; output rows go out in input order.
-    struct Batch {
-      std::size_t first;
-      torch::Tensor volumes, slices;
-    };
-    const auto B = static_cast<std::size_t>(o.batch);
-    const int workers = train::data_workers(o.data_workers);
-    train::Prefetcher<std::size_t, Batch> data(
-        Batches{r.size(), B},
-        [&](const std::size_t& s) {
-          const std::size_t n = std::min(r.size() - s, B);
-          Batch b{s, read_rows(r, "volumes", s, n, dev), {}};
-          if (sf)
-            b.slices = read_rows(*sf, "slice_features", s, n, dev, [&](std::size_t k) {
-              auto it = sfi.find(r.ids()[k]);
-              if (it == sfi.end()) cli::fail_input(o.slice_features.front(), "no slice features for '{}'", r.ids()[k]);
-              return it->second;
-            });
-          return b;
-        },
-        workers, 2 * std::max(1, workers));
+    app::VolumeBatches data(o.volumes, clip->config.stage == 2 ? o.slice_features : std::vector<std::string>{},
+                            static_cast<std::size_t>(o.batch), o.data_workers, dev);
+    const h5::Reader& r = data.reader();
+    cli::Progress progress("embed volumes", r.size(), o.common.progress);
     while (auto b = data.next()) {
       const std::size_t s = b->first, e = s + static_cast<std::size_t>(b->volumes.size(0));
       for (std::size_t k = s; k < e; ++k) w.add_id(r.ids()[k]);

@@ -4,7 +4,13 @@
 // these are plain tensors and plain no-op moves.
 #pragma once
 
+#include <cstddef>
+#include <functional>
+#include <string>
+
 #include <torch/torch.h>
+
+#include "hse/io/h5.h"
 
 namespace hse::train {
 
@@ -13,5 +19,11 @@ torch::Tensor host_empty(at::IntArrayRef shape, torch::Dtype dtype, const torch:
 // `t` on `dev`: asynchronous from pinned memory (the caching host allocator keeps the buffer
 // until the copy has run), a plain copy otherwise; undefined stays undefined.
 torch::Tensor to_device(const torch::Tensor& t, const torch::Device& dev);
+
+// Items first .. first + n - 1 of dataset `name` of `r` as one float32 [n, item shape...] tensor
+// in host memory for `dev` (host_empty); `row` maps an item to its row in `r` (identity when
+// empty). Safe on data-worker threads (h5::Reader::read takes its lock).
+torch::Tensor read_items(const h5::Reader& r, const std::string& name, std::size_t first, std::size_t n,
+                         const torch::Device& dev, const std::function<std::size_t(std::size_t)>& row = {});
 
 }  // namespace hse::train

@@ -11,4 +11,14 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& dev) {
   return t.to(dev, /*non_blocking=*/t.is_pinned());
 }
 
+torch::Tensor read_items(const h5::Reader& r, const std::string& name, std::size_t first, std::size_t n,
+                         const torch::Device& dev, const std::function<std::size_t(std::size_t)>& row) {
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(n)};
+  for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
+  auto t = host_empty(shape, torch::kFloat32, dev);
+  for (std::size_t k = 0; k < n; ++k)
+    r.read(name, row ? row(first + k) : first + k, t[static_cast<std::int64_t>(k)].data_ptr<float>());
+  return t;
+}
+
 }  // namespace hse::train

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <map>
@@ -26,6 +27,17 @@ inline int data_workers(int requested) {
   if (requested >= 0) return requested;
   return std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 4);
 }
+
+// Jobs for a Prefetcher over n items in spans of `step`: the start of each span, in order.
+struct Spans {
+  std::size_t n, step, next = 0;
+  bool operator()(std::size_t& first) {
+    if (next >= n) return false;
+    first = next;
+    next += step;
+    return true;
+  }
+};
 
 template <typename Job, typename T>
 class Prefetcher {

@@ -218,13 +218,10 @@ std::optional<std::size_t> VisionSource::index_of(const std::string& id) const {
 }
 
 namespace {
-torch::Tensor read_items(const h5::Reader& r, const std::string& name, const std::vector<std::size_t>& idx,
-                         const torch::Device& dev) {
-  std::vector<std::int64_t> shape{static_cast<std::int64_t>(idx.size())};
-  for (auto x : r.item_shape(name)) shape.push_back(static_cast<std::int64_t>(x));
-  auto t = train::host_empty(shape, torch::kFloat32, dev);
-  for (std::size_t k = 0; k < idx.size(); ++k) r.read(name, idx[k], t[static_cast<std::int64_t>(k)].data_ptr<float>());
-  return t;
+// The rows `idx` of dataset `name` into host memory for `dev`.
+torch::Tensor read_rows(const h5::Reader& r, const std::string& name, const std::vector<std::size_t>& idx,
+                        const torch::Device& dev) {
+  return train::read_items(r, name, 0, idx.size(), dev, [&](std::size_t k) { return idx[k]; });
 }
 }  // namespace
 
@@ -234,9 +231,9 @@ VisionSource::HostInputs VisionSource::read(const std::vector<std::size_t>& item
   if (tok1_) {
     std::vector<std::size_t> i2;
     for (auto i : items) i2.push_back(tok2_index_[i]);
-    return {read_items(*tok1_, "embeddings", items, device_), read_items(*tok2_, "embeddings", i2, device_)};
+    return {read_rows(*tok1_, "embeddings", items, device_), read_rows(*tok2_, "embeddings", i2, device_)};
   }
-  auto v = read_items(*vols_, "volumes", items, device_);
+  auto v = read_rows(*vols_, "volumes", items, device_);
   if (augment)
     for (std::size_t k = 0; k < items.size(); ++k) {
       const auto kk = static_cast<std::int64_t>(k);
@@ -244,7 +241,7 @@ VisionSource::HostInputs VisionSource::read(const std::vector<std::size_t>& item
     }
   std::vector<std::size_t> si;
   for (auto i : items) si.push_back(slice_index_[i]);
-  return {v, read_items(*slices_, "slice_features", si, device_)};
+  return {v, read_rows(*slices_, "slice_features", si, device_)};
 }
 
 std::pair<torch::Tensor, torch::Tensor> VisionSource::encode(const HostInputs& in) const {
