@@ -16,7 +16,7 @@ namespace hse::eval {
 
 struct Options {
   cli::Common common;
-  std::string task;                     // report | vqa | retrieval
+  std::string task;                     // report | vqa | retrieval | classification
   std::string input = "-";              // predictions JSONL or rankings TSV ("-": stdin)
   std::string references;               // CSV (CT-RATE reports, RadGenome VQA) or JSONL
   std::string ref_column = "Findings_EN";
@@ -32,7 +32,7 @@ struct Options {
   std::string wordnet = "/usr/share/wordnet";
   bool allow_missing = false;
   std::string pairs;                    // retrieval: TSV query_id<TAB>item_id
-  std::string labels;                   // retrieval: CT-RATE labels CSV (volume-to-volume)
+  std::string labels;                   // retrieval: CT-RATE labels CSV (volume-to-volume); classification: the truth
   std::string ks;                       // retrieval: comma-separated K values
   std::string bertscore_model;          // report/vqa: a BERT or RoBERTa HF model directory (enables BERTScore)
   int bertscore_layer = -1;             // -1: the last layer
@@ -41,7 +41,7 @@ struct Options {
   std::string bertscore_baseline;       // bert-score's rescale_baseline TSV (rescale_with_baseline)
 };
 
-// Registers the task subcommands (report, vqa, retrieval) and their options.
+// Registers the task subcommands (report, vqa, retrieval, classification) and their options.
 void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);
 

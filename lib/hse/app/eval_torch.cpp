@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include "hse/eval/bleu.h"
+#include "hse/eval/classification.h"
 #include "hse/eval/inputs.h"
 #include "hse/cli/compat.h"
 #include "hse/eval/bertscore.h"
@@ -82,12 +83,20 @@ void declare(CLI::App& app, Options& o) {
   common(vqa, "predictions JSONL {\"id\", \"prediction\", \"reference\"?} ('-': stdin)");
   text_options(vqa);
   vqa->callback([&o] { o.task = "vqa"; });
+  auto labels = [&](CLI::App* sub, const std::string& help) { return sub->add_option("--labels", o.labels, help); };
   auto* ret = app.add_subcommand("retrieval", "retrieval: R@K, volume-to-volume label precision@K");
   common(ret, "rankings TSV: query_id<TAB>rank<TAB>item_id<TAB>score ('-': stdin)");
   ret->add_option("--pairs", o.pairs, "TSV query_id<TAB>item_id of the true pairs (default: the same id)");
-  ret->add_option("--labels", o.labels, "CT-RATE labels CSV: volume-to-volume label-Jaccard metrics");
+  labels(ret, "CT-RATE labels CSV: volume-to-volume label-Jaccard metrics");
   ret->add_option("--ks", o.ks, "K values, comma-separated (default 1,5,10,50,100; 1,5,10,50 with --labels)");
   ret->callback([&o] { o.task = "retrieval"; });
+  auto* cls = app.add_subcommand(
+      "classification", "zero-shot classification: per-label and macro AUROC, AP, F1 at CT-CLIP's threshold");
+  common(cls, "probabilities TSV: id<TAB>label<TAB>probability (hse-classify; '-': stdin)");
+  labels(cls, "labels CSV: VolumeName and one 0/1 column per label, matched by name (CT-RATE's "
+              "multi_abnormality_labels)")
+      ->required();
+  cls->callback([&o] { o.task = "classification"; });
 }
 
 namespace {
@@ -420,6 +429,94 @@ void retrieval_metrics(const Options& o, std::istream& in, const std::string& na
     t.emplace_back(fmt::format("recall@{}", k), recall_at_k(rankings, positives, k));
 }
 
+// Probabilities TSV (id, label, probability; an optional header line starting with "id") scored
+// per label against a labels CSV matched by VolumeName and column name.
+void classification_metrics(const Options& o, std::istream& in, const std::string& name, Table& t) {
+  if (!o.references.empty()) cli::fail_usage("classification: the truth comes from --labels, not --references");
+  if (!o.per_item.empty()) cli::fail_usage("classification: --per-item has no per-sample scores to write");
+  std::map<std::string, std::map<std::string, double>> by_label;  // label -> id -> probability
+  std::vector<std::string> label_order;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (n == 1 && line.rfind("id\t", 0) == 0)) continue;
+    const auto a = line.find('\t'), b = a == std::string::npos ? a : line.find('\t', a + 1);
+    if (b == std::string::npos || line.find('\t', b + 1) != std::string::npos)
+      cli::fail_input(name, "line {}: expected id<TAB>label<TAB>probability", n);
+    const std::string id = line.substr(0, a), label = line.substr(a + 1, b - a - 1), ps = line.substr(b + 1);
+    double p = 0;
+    try {
+      p = cli::parse_number(ps);
+    } catch (const std::invalid_argument&) {
+      cli::fail_input(name, "line {}: probability '{}' is not a number", n, ps);
+    }
+    if (!(p >= 0 && p <= 1)) cli::fail_input(name, "line {}: probability {} is outside [0, 1]", n, ps);
+    auto& m = by_label[label];
+    if (m.empty()) label_order.push_back(label);
+    if (!m.emplace(id, p).second) cli::fail_input(name, "line {}: '{}' / '{}' appears twice", n, id, label);
+  }
+  if (label_order.empty()) cli::fail_input(name, "no probabilities");
+  const io::Table lt = io::read_csv(o.labels);
+  const std::size_t idc = lt.col("VolumeName");
+  std::map<std::string, std::size_t> row_of;
+  for (std::size_t r = 0; r < lt.rows.size(); ++r) row_of[lt.rows[r][idc]] = r;
+  std::vector<BinaryScores> scored;
+  std::vector<std::string> skipped;
+  for (const auto& label : label_order) {
+    const auto col = lt.find_col(label);
+    if (!col) cli::fail_input(o.labels, "no column '{}' (a label of {})", label, name);
+    std::vector<double> p;
+    std::vector<int> y;
+    for (const auto& [id, prob] : by_label[label]) {
+      auto r = row_of.find(id);
+      if (r == row_of.end()) cli::fail_input(o.labels, "no row for '{}' (VolumeName)", id);
+      const std::string& v = lt.rows[r->second][*col];
+      if (v != "0" && v != "1" && v != "0.0" && v != "1.0")
+        cli::fail_input(o.labels, "'{}' / '{}': label '{}' is not 0 or 1", id, label, v);
+      p.push_back(prob);
+      y.push_back(v[0] == '1' ? 1 : 0);
+    }
+    BinaryScores b;
+    try {
+      b = score_binary(p, y);
+    } catch (const std::invalid_argument&) {
+      skipped.push_back(label);  // one class only: AUROC and the threshold are undefined
+      continue;
+    }
+    const std::string k = slug(label);
+    t.emplace_back("auroc_" + k, b.auroc);
+    t.emplace_back("ap_" + k, b.average_precision);
+    t.emplace_back("threshold_" + k, b.threshold);
+    t.emplace_back("f1_weighted_" + k, b.f1_weighted);
+    t.emplace_back("f1_" + k, b.f1);
+    t.emplace_back("accuracy_" + k, b.accuracy);
+    t.emplace_back("precision_" + k, b.precision);
+    t.emplace_back("recall_" + k, b.recall);
+    t.emplace_back("specificity_" + k, b.specificity);
+    scored.push_back(b);
+  }
+  if (!skipped.empty())
+    cli::warn("{} label(s) left out, as every item has the same value there (AUROC undefined): {}", skipped.size(),
+              fmt::join(skipped, ", "));
+  if (scored.empty()) cli::fail_input(o.labels, "no label has both positive and negative items: nothing to score");
+  auto mean = [&](double BinaryScores::*f) {
+    double sum = 0;
+    for (const auto& b : scored) sum += b.*f;
+    return sum / static_cast<double>(scored.size());
+  };
+  t.emplace_back("auroc_macro", mean(&BinaryScores::auroc));
+  t.emplace_back("ap_macro", mean(&BinaryScores::average_precision));
+  t.emplace_back("f1_weighted_macro", mean(&BinaryScores::f1_weighted));
+  t.emplace_back("f1_macro", mean(&BinaryScores::f1));
+  t.emplace_back("accuracy_macro", mean(&BinaryScores::accuracy));
+  t.emplace_back("precision_macro", mean(&BinaryScores::precision));
+  t.emplace_back("recall_macro", mean(&BinaryScores::recall));
+  t.emplace_back("specificity_macro", mean(&BinaryScores::specificity));
+  t.emplace_back("labels_scored", static_cast<double>(scored.size()));
+}
+
 }  // namespace
 
 int run(const Options& o, cli::Io& io) {
@@ -469,12 +566,14 @@ int run(const Options& o, cli::Io& io) {
       for (std::size_t c = 0; c < static_cast<std::size_t>(kNumLabels); ++c)
         if (ls.support[c] + ls.fp[c] > 0) t.emplace_back("ce_f1_" + slug(kLabelNames[c]), ls.f1[c]);
     }
+  } else if (o.task == "classification") {
+    classification_metrics(o, *in, name, t);
   } else {
     retrieval_metrics(o, *in, name, t);
   }
   write_outputs(o, io, t, pairs, per_item);
   const int rc = check_fail_under(o, t);
-  if (rc == 0 && o.task == "retrieval") cli::summary("scored {} metrics", t.size());
+  if (rc == 0 && (o.task == "retrieval" || o.task == "classification")) cli::summary("scored {} metrics", t.size());
   else if (rc == 0) cli::summary("scored {} items ({} metrics)", pairs.size(), t.size());
   return rc;
 }
