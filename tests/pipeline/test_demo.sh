@@ -37,7 +37,11 @@ rows = [l.rstrip("\n").split("\t") for l in open(f"{out}/summary.tsv")]
 assert rows[0] == ["task", "metric", "value", "chance"], rows[0]
 tasks = {r[0]: r for r in rows[1:]}
 want = {f"retrieval_{d}_{m}" for d in ("r2v", "v2r") for m in ("stage1", "stage2")}
-assert set(tasks) == want | {"mrg_generation", "vqa_generation"}, sorted(tasks)
+assert set(tasks) == want | {"zeroshot_stage1", "zeroshot_stage2", "mrg_generation", "vqa_generation"}, sorted(tasks)
+for m in ("stage1", "stage2"):  # zero-shot detection: macro AUROC beside chance 0.5, 18 labels per volume
+    r = tasks[f"zeroshot_{m}"]
+    assert r[1] == "auroc_macro" and 0 <= float(r[2]) <= 1 and r[3] == "0.5000", r
+    assert sum(1 for _ in open(f"{out}/zeroshot_{m}.tsv")) == 18 * n_meta["valid"], m
 assert tasks["mrg_generation"][1] == "ce_micro_f1" and tasks["vqa_generation"][1] == "acc_major", tasks
 for t in ("mrg_generation", "vqa_generation"):
     assert all(0 <= float(x) <= 1 for x in tasks[t][2:]), tasks[t]
@@ -56,7 +60,7 @@ for t, r in tasks.items():
 for m in ("stage1", "stage2"):
     ranks = [l.split("\t") for l in open(f"{out}/r2v_{m}.tsv")]
     assert len(ranks) == n * n, (m, len(ranks))   # every report ranks all n volumes (-k 10 >= n)
-print("ok   pipeline: volumes, slices, slice features, stage 1 + 2, retrieval and generation rows in summary.tsv")
+print("ok   pipeline: volumes, slices, slice features, stage 1 + 2, retrieval, zero-shot and generation rows in summary.tsv")
 PYEOF
 # A second run is a no-op (Make's DAG is complete and up to date).
 make -s -q -f "$SRC/Makefile.pipeline" BIN="$BIN" OUT="$T/demo" "${ARGS[@]}" PYTHON="$PY"
