@@ -148,7 +148,7 @@ G1=(--model "$T/mrg" --max-new-tokens 8 --threads 1)
 "$GEN" "${G1[@]}" -q --rescale-slope 1 --rescale-intercept -1024 "$V1" 2> "$T/q.err" > /dev/null
 [ ! -s "$T/q.err" ] && ok "hse-generate -q: no warnings" || bad "-q: $(cat "$T/q.err")"
 ! grep -q "hse-generate-" "$T/v1flags.err" && grep -q "preprocessed 1 volume$" "$T/v1flags.err" \
-  && grep -q "^hse-generate: wrote 1 report in [0-9.]* s$" "$T/v1flags.err" \
+  && grep -q "^hse-generate: wrote 1 report ([0-9.]* s per item after [0-9.]* s of set-up) in [0-9.]* s$" "$T/v1flags.err" \
   && ok "messages name no temporary path; a summary line" || { bad "messages"; cat "$T/v1flags.err"; }
 echo "$one" | "$GEN" "${G1[@]}" --metadata "$D/metadata/train_metadata.csv" - > "$T/stdin.jsonl" 2> "$T/stdin.err" \
   && cmp -s "$T/stdin.jsonl" "$T/one.jsonl" && ok "a CT list on stdin is read once" || { bad "stdin list"; cat "$T/stdin.err"; }

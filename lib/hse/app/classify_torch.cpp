@@ -91,6 +91,7 @@ int run(const Options& o, cli::Io& io) {
   app::VolumeBatches data(o.volumes, clip->config.stage == 2 ? o.slice_features : std::vector<std::string>{},
                           static_cast<std::size_t>(o.batch), o.data_workers, dev);
   const h5::Reader& r = data.reader();
+  const double setup_s = cli::elapsed_s();  // model loaded, prompts encoded
   cli::Progress progress("classify", r.size(), o.common.progress);
   while (auto b = data.next()) {
     const auto img = clip->encode_image(train::to_device(b->volumes, dev), train::to_device(b->slices, dev))
@@ -108,7 +109,8 @@ int run(const Options& o, cli::Io& io) {
     if (!io.out) return 0;  // closed pipe
     progress.tick(static_cast<std::size_t>(prob.size(0)));
   }
-  cli::summary("classified {} volumes for {} labels", r.size(), L);
+  cli::summary("classified {} volumes for {} labels ({:.3f} s per volume after {:.1f} s of set-up)", r.size(), L,
+               (cli::elapsed_s() - setup_s) / static_cast<double>(std::max<std::size_t>(1, r.size())), setup_s);
   return 0;
 }
 

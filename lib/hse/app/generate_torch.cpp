@@ -311,6 +311,7 @@ int run(const Options& o, cli::Io& io) {
   g.pad_token_id = toks.pad;
 
   torch::NoGradGuard ng;
+  const double setup_s = cli::elapsed_s();  // models loaded: the per-item time below excludes it
   cli::Progress progress("generate", items.size(), o.common.progress);
   for (std::size_t s = 0; s < items.size(); s += static_cast<std::size_t>(o.batch)) {
     const std::size_t e = std::min(items.size(), s + static_cast<std::size_t>(o.batch));
@@ -340,8 +341,10 @@ int run(const Options& o, cli::Io& io) {
     for (const auto& [what, why] : failed) f.stream() << what << '\t' << why << '\n';
     f.commit();
   }
-  cli::summary("wrote {} {}{}", items.size(), vqa ? (items.size() == 1 ? "answer" : "answers") : (items.size() == 1 ? "report" : "reports"),
-               failed.empty() ? std::string() : fmt::format(" ({} failed)", failed.size()));
+  cli::summary("wrote {} {}{} ({:.3f} s per item after {:.1f} s of set-up)", items.size(),
+               vqa ? (items.size() == 1 ? "answer" : "answers") : (items.size() == 1 ? "report" : "reports"),
+               failed.empty() ? std::string() : fmt::format(" ({} failed)", failed.size()),
+               (cli::elapsed_s() - setup_s) / static_cast<double>(std::max<std::size_t>(1, items.size())), setup_s);
   return failed.empty() ? 0 : static_cast<int>(cli::Exit::runtime);
 }
 

@@ -77,6 +77,7 @@ int run(const Options& o, cli::Io& io) {
     cli::fail_input(o.items.front(), "embedding width {} differs from the queries' {}", items.x.size(1), q.x.size(1));
   // Cosine similarity (the embeddings are L2-normalised; normalised again to be safe), in blocks
   // with a running top-k: memory does not grow with queries x items.
+  const double setup_s = cli::elapsed_s();  // embeddings loaded (and --text queries encoded)
   const auto [vals, idx] = search::cosine_topk(q.x, items.x, o.k);
   const std::int64_t k = vals.size(1), nq = vals.size(0);
   if (o.header) io.out << "query_id\trank\titem_id\tscore\n";
@@ -91,7 +92,9 @@ int run(const Options& o, cli::Io& io) {
              << '\n';
     if (!io.out) return 0;  // closed pipe
   }
-  cli::summary("ranked {} items for {} quer{} (top {})", items.x.size(0), nq, nq == 1 ? "y" : "ies", k);
+  cli::summary("ranked {} items for {} quer{} (top {}; {:.6f} s per query after {:.1f} s of set-up)", items.x.size(0), nq,
+               nq == 1 ? "y" : "ies", k, (cli::elapsed_s() - setup_s) / static_cast<double>(std::max<std::int64_t>(1, nq)),
+               setup_s);
   return 0;
 }
 
