@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <vector>
 
@@ -73,7 +74,7 @@ class RunningTopK {
 // LibTorch has it (at::native::mkldnn_matmul, exported by libtorch_cpu but not in its installed
 // headers): on this AMD machine it ran 1.3-1.8x MKL's, which takes its AVX2 path on non-Intel
 // CPUs (bench/README.md, bench_retrieve.py). Falls back to torch::matmul if it refuses.
-bool dnn_usable = true;
+std::atomic<bool> dnn_usable{true};  // cleared for the process once oneDNN refuses
 void block_scores(const torch::Tensor& q, const torch::Tensor& items, torch::Tensor& out) {
   if (dnn_usable && at::hasMKLDNN()) {
     try {
