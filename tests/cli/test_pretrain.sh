@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hse-pretrain on tiny configs: stage 1 learns (loss falls), SIGTERM saves and exits 0, --resume
 # continues to the same weights as an uninterrupted run; stage 2 trains from stage 1; hse-embed
-# --patch-png on the stage-2 model; bad input.
+# --patch-png on the stage-2 model; --patch-guide with hse-embed --guide; bad input.
 set -u
 BIN=${HSE_BIN_DIR:-build/bin}
 SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
@@ -112,6 +112,49 @@ PYEOF
 "$P" "${COMMON[@]}" "${REP[@]}" --stage 2 --stage1 "$T/a" --init "$T/a" --slice-features "$T/sf.h5" -o "$T/c" --metrics "$T/c.tsv" \
   && ok "stage 2 runs from stage 1" || bad "stage 2"
 grep -q m3d_clip_stage2 "$T/c/config.json" && ok "stage-2 checkpoint" || bad "stage-2 config"
+
+# --patch-guide (Table 1b): hse-embed --guide writes the stage-1 text tower's last layer (CLS, or
+# every position) as guide features; its CLS through the checkpoint's projection, normalised, is
+# hse-embed's report embedding (numpy here); stage 2 trains on them and records the guide; a file
+# of the other guide is refused by hse-pretrain and hse-embed (exit 3).
+TR="$D/radiology_text_reports/train_reports.csv"
+GE=("$BIN/hse-embed" --model "$T/a" --reports "$TR" --max-length 64 --batch-size 5 -q)
+"${GE[@]}" --guide text-cls -o "$T/gc.h5" && "${GE[@]}" --guide full-text -o "$T/gf.h5" && "${GE[@]}" -o "$T/er.h5" \
+  && $PY - "$T/gc.h5" "$T/gf.h5" "$T/er.h5" "$T/a/model.safetensors" <<'PYEOF' && ok "hse-embed --guide: the text tower's CLS and tokens, kind slice_features" || bad "hse-embed --guide"
+import sys, h5py, numpy as np
+from safetensors.numpy import load_file
+c, f, e = (h5py.File(p, "r") for p in sys.argv[1:4])
+w = load_file(sys.argv[4])
+def attr(h, k):
+    v = h.attrs[k]
+    return v.decode() if isinstance(v, bytes) else v
+assert attr(c, "hse_kind") == attr(f, "hse_kind") == "slice_features"
+assert attr(c, "guide") == "text-cls" and attr(f, "guide") == "full-text"
+C, F = c["slice_features"][:], f["slice_features"][:]
+n = len(e["ids"])
+assert C.shape == (n, 1, 32) and F.shape == (n, 64, 32), (C.shape, F.shape)
+assert list(c["ids"][:]) == list(e["ids"][:]) == list(f["ids"][:])
+assert np.allclose(F[:, 0], C[:, 0], atol=1e-6)
+p = C[:, 0] @ w["mm_language_proj.weight"].T + w["mm_language_proj.bias"]
+p /= np.linalg.norm(p, axis=1, keepdims=True)
+err = np.abs(p - e["embeddings"][:]).max()
+print(f"     projected CLS vs report embeddings: max |diff| {err:.2e}")
+assert err < 1e-5, err
+PYEOF
+S2=("$P" "${COMMON[@]}" "${REP[@]}" --stage 2 --stage1 "$T/a" --init "$T/a")
+"${S2[@]}" --patch-guide text-cls --slice-features "$T/gc.h5" -o "$T/g" \
+  && $PY -c 'import json,sys; v=json.load(open(sys.argv[1]))["hse"]["vision"]; assert v["patch_guide"]=="text-cls" and v["slice_dim"]==32, v' "$T/g/config.json" \
+  && "$BIN/hse-embed" --model "$T/g" --volumes "$T/tr.h5" --slice-features "$T/gc.h5" -o "$T/eg.h5" -q \
+  && ok "stage 2 --patch-guide text-cls: trains, records the guide, embeds with its guides" || bad "stage 2 --patch-guide text-cls"
+err=$("${S2[@]}" --patch-guide full-text --slice-features "$T/gc.h5" -o "$T/g2" 2>&1); rc=$?
+[ $rc = 3 ] && [[ "$err" == *"gc.h5: holds text-cls guide features, but --patch-guide full-text"* ]] && [ ! -e "$T/g2/config.json" ] \
+  && ok "--patch-guide full-text with text-cls guides: refused" || bad "guide mismatch in hse-pretrain (rc $rc): $err"
+err=$("$BIN/hse-embed" --model "$T/g" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" -o "$T/x.h5" 2>&1); rc=$?
+[ $rc = 3 ] && [[ "$err" == *"sf.h5: holds slices guide features"*"text-cls"* ]] && [ ! -e "$T/x.h5" ] \
+  && ok "hse-embed: a text-guided 2E3 with slice features: refused" || bad "guide mismatch in hse-embed (rc $rc): $err"
+err=$("$BIN/hse-classify" --model "$T/g" --volumes "$T/tr.h5" --slice-features "$T/gc.h5" --max-length 64 2>&1 >/dev/null); rc=$?
+[ $rc = 3 ] && [[ "$err" == *"g: scores its patches by the report (text-cls guides): zero-shot detection"* ]] \
+  && ok "hse-classify: a text-guided 2E3: refused" || bad "hse-classify with a text-guided 2E3 (rc $rc): $err"
 
 # hse-embed --data-workers: volumes and slice features are read ahead on worker threads; 0 and
 # 3 workers write the same embeddings and scores, in input order (batch 5 over 12 volumes leaves a

@@ -71,6 +71,9 @@ int run(const Options& o, cli::Io& io) {
   clip->eval();
   if (clip->config.stage == 2 && o.slice_features.empty())
     cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.model);
+  if (clip->config.stage == 2 && clip->config.vision.patch_guide != "slices")
+    cli::fail_input(o.model, "scores its patches by the report ({} guides): zero-shot detection would read the "
+                    "labels' own source; use a slice-guided or stage-1 CLIP", clip->config.vision.patch_guide);
 
   // The prompts' features: [2L, D], positive and negative of each label in turn.
   const std::string vocab = (fs::path(o.model) / "vocab.txt").string();
@@ -90,6 +93,7 @@ int run(const Options& o, cli::Io& io) {
 
   app::VolumeBatches data(o.volumes, clip->config.stage == 2 ? o.slice_features : std::vector<std::string>{},
                           static_cast<std::size_t>(o.batch), o.data_workers, dev);
+  if (clip->config.stage == 2) data.check_guide(clip->config.vision.patch_guide, o.model);
   const h5::Reader& r = data.reader();
   const double setup_s = cli::elapsed_s();  // model loaded, prompts encoded
   cli::Progress progress("classify", r.size(), o.common.progress);

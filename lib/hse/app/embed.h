@@ -23,6 +23,7 @@ struct Options {
   std::string vit2d_config;                   // with --slices: vit2d config (default <model dir>/config.json)
   std::string prefix = "visual.trunk.";       // with --slices: key prefix of the trunk
   long long random_init = -1;                 // with --slices and no --model: seeded random trunk (demos, tests)
+  std::string guide;                          // with --reports: text-cls | full-text guide features (2E3 Table 1b)
   bool tokens = false;                        // all last-layer tokens (CLS dropped) instead of the projected CLS
   bool patch_scores = false;                  // stage 2: also the 2E3 patch scores
   std::string patch_png;                      // stage 2: a PNG per volume of the scores over axial slices

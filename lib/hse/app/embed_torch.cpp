@@ -47,6 +47,12 @@ void declare(CLI::App& app, Options& o) {
                  "tests without BiomedCLIP weights; needs --vit2d-config)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--prefix", o.prefix, "with --slices: key prefix of the trunk in the checkpoint")->default_val("visual.trunk.");
+  app.add_option("--guide", o.guide,
+                 "with --reports: write the text tower's guide features for a 2E3 trained with hse-pretrain "
+                 "--patch-guide (HDF5 kind slice_features, one item per report, keyed by VolumeName): text-cls (the "
+                 "last layer's CLS, [N,1,H]) or full-text (every position up to --max-length, padding included, "
+                 "[N,L,H], as the paper's 512x768 T_full)")
+      ->check(CLI::IsMember({"text-cls", "full-text"}));
   app.add_flag("--tokens", o.tokens, "write all last-layer tokens (CLS dropped, [N,T,H]) for the packers");
   app.add_flag("--patch-scores", o.patch_scores, "2E3 models: also write the patch scores ([N,T])");
   app.add_option("--patch-png", o.patch_png,
@@ -123,6 +129,7 @@ int run(const Options& o, cli::Io&) {
   if (!o.patch_png.empty() && (o.volumes.empty() || o.tokens))
     cli::fail_usage("--patch-png goes with --volumes (and not --tokens)");
   const bool want_scores = o.patch_scores || !o.patch_png.empty();
+  if (!o.guide.empty() && o.reports.empty()) cli::fail_usage("--guide goes with --reports");
   torch::NoGradGuard ng;
 
   const bool random_trunk = o.random_init >= 0;
@@ -179,7 +186,7 @@ int run(const Options& o, cli::Io&) {
   model::Clip clip = model::load_clip(o.model);
   clip->to(dev);
   clip->eval();
-  h5::Writer w(o.common.output, "embeddings");
+  h5::Writer w(o.common.output, o.guide.empty() ? "embeddings" : "slice_features");
   w.set_codec(h5::parse_codec(o.compression));
   bool declared = false, declared_scores = false;
   if (!o.reports.empty()) {
@@ -210,9 +217,16 @@ int run(const Options& o, cli::Io&) {
         std::copy(enc.attention_mask.begin(), enc.attention_mask.end(), mask[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
         w.add_id(t.rows[k][idc]);
       }
-      append_rows(w, "embeddings", clip->encode_text(ids.to(dev), mask.to(dev)), declared, dt);
+      if (o.guide.empty()) {
+        append_rows(w, "embeddings", clip->encode_text(ids.to(dev), mask.to(dev)), declared, dt);
+      } else {
+        // The text tower's last layer, unprojected (the paper's T_full and CLS, hidden-sized).
+        const auto h = clip->language_encoder->forward(ids.to(dev), mask.to(dev)).last_hidden_state;
+        append_rows(w, "slice_features", o.guide == "text-cls" ? h.narrow(1, 0, 1) : h, declared, dt);
+      }
       progress.tick(e - s);
     }
+    if (!o.guide.empty()) w.set_attr(model::kGuideAttr, o.guide);
     w.set_attr("modality", std::string("text"));
     w.set_attr("truncation", sentences ? std::string("sentences") : std::string("cut"));
     w.set_attr("compat", o.compat);
@@ -228,6 +242,7 @@ int run(const Options& o, cli::Io&) {
     // memory while this thread encodes the current one; output rows go out in input order.
     app::VolumeBatches data(o.volumes, clip->config.stage == 2 ? o.slice_features : std::vector<std::string>{},
                             static_cast<std::size_t>(o.batch), o.data_workers, dev);
+    if (clip->config.stage == 2) data.check_guide(clip->config.vision.patch_guide, o.model);
     const h5::Reader& r = data.reader();
     cli::Progress progress("embed volumes", r.size(), o.common.progress);
     while (auto b = data.next()) {
@@ -253,7 +268,9 @@ int run(const Options& o, cli::Io&) {
   w.add_provenance({h5::provenance_record("hse-embed", cli::current_args())});
   const std::size_t n = w.ids_size();
   w.commit();
-  cli::summary("wrote {} {} embeddings to {}", n, !o.reports.empty() ? "report" : o.tokens ? "token" : "volume",
+  cli::summary("wrote {} {} {} to {}", n,
+               !o.guide.empty() ? o.guide : !o.reports.empty() ? "report" : o.tokens ? "token" : "volume",
+               o.guide.empty() ? "embeddings" : "guide features",
                o.common.output);
   return 0;
 }

@@ -24,6 +24,7 @@ struct Options {
   std::string vocab;          // vocab.txt (default: <text_model dir>/vocab.txt)
   std::string init;           // CLIP checkpoint to start from (stage 2: M3D-CLIP in the published recipe)
   std::string stage1;         // stage 2: the frozen stage-1 CLIP checkpoint
+  std::string patch_guide = "slices";  // stage 2: slices | text-cls | full-text (Table 1b)
   int max_length = 512;
   std::string sa_schedule = "linear";
   double sa_weight = 0.1;

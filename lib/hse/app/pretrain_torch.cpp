@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "hse/eval/retrieval.h"
+#include "hse/io/h5.h"
 #include "hse/model/checkpoint.h"
 #include "hse/model/clip.h"
 #include "hse/app/pretrain.h"
@@ -43,6 +44,12 @@ void declare(CLI::App& app, Options& o) {
   app.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the --text-model directory's)");
   app.add_option("--init", o.init, "CLIP checkpoint to initialise from (matching keys; stage 2: M3D-CLIP as published)");
   app.add_option("--stage1", o.stage1, "stage 2: the frozen stage-1 CLIP checkpoint (required)");
+  app.add_option("--patch-guide", o.patch_guide,
+                 "stage 2: what the 2E3 patch scoring attends to (the paper's Table 1b): slices (the 2-D slice "
+                 "features, HSENet), text-cls (the report's CLS feature) or full-text (the report's token features); "
+                 "--slice-features then holds those guides, as hse-embed --reports --guide writes them")
+      ->default_val("slices")
+      ->check(CLI::IsMember({"slices", "text-cls", "full-text"}));
   cli::flags::max_length(app, o.max_length, "text tokens (HSENet: 512)")->default_val(512);
   app.add_option("--sa-weight-schedule", o.sa_schedule,
                  "L_SA weight: linear (published code: w0 (1 - t/steps), then 0) or const (paper)")
@@ -133,6 +140,23 @@ int run(const Options& o, cli::Io&) {
   if (o.stage == 2 && (o.stage1.empty() || o.slice_features.empty()))
     cli::fail_usage("--stage 2 needs --stage1 (the frozen stage-1 CLIP) and --slice-features");
   train::check_loop_options(o.loop);
+  if (o.stage != 2 && o.patch_guide != "slices") cli::fail_usage("--patch-guide goes with --stage 2");
+  // Stage 2: the guide features (slice or text) must be what --patch-guide says; text guides set
+  // the scoring's key width (slice_dim) to theirs.
+  std::int64_t guide_dim = 0;
+  if (o.stage == 2) {
+    for (const auto* files : {&o.slice_features, &o.val_slice_features}) {
+      if (files->empty()) continue;
+      const h5::Reader g(*files, "slice_features");
+      model::check_patch_guide(g.attr_string(model::kGuideAttr), o.patch_guide, files->front(),
+                               "--patch-guide " + o.patch_guide);
+      const auto shape = g.item_shape("slice_features");
+      if (shape.size() != 2) cli::fail_input(files->front(), "slice_features items are not [S,F]");
+      if (guide_dim && static_cast<std::int64_t>(shape[1]) != guide_dim)
+        cli::fail_input(files->front(), "guide features of width {}, the training ones {}", shape[1], guide_dim);
+      guide_dim = static_cast<std::int64_t>(shape[1]);
+    }
+  }
   const auto session = train::start_session(o.common, o.loop);
   const torch::Device dev = session.device;
   auto& dist = *session.dist;
@@ -150,6 +174,10 @@ int run(const Options& o, cli::Io&) {
                                                 : cli::config_file(o.text_model));
   }
   cfg.stage = o.stage;
+  if (o.stage == 2) {
+    cfg.vision.patch_guide = o.patch_guide;
+    if (o.patch_guide != "slices") cfg.vision.slice_dim = guide_dim;
+  }
   cfg.logit_scale_form = model::parse_logit_scale_form(o.logit_scale);
   model::Clip m(cfg);
   if (!o.text_model.empty() && fs::is_directory(o.text_model) && o.init.empty()) {

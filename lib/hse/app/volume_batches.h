@@ -31,6 +31,8 @@ class VolumeBatches {
   VolumeBatches(const std::vector<std::string>& volumes, const std::vector<std::string>& slice_features,
                 std::size_t batch, int data_workers, const torch::Device& dev);
   const h5::Reader& reader() const { return vols_; }
+  // Refuses (exit 3) slice features whose guide (model::check_patch_guide) is not `model_guide`.
+  void check_guide(const std::string& model_guide, const std::string& model_source) const;
   std::optional<VolumeBatch> next() { return data_->next(); }
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "hse/cli/cli.h"
+#include "hse/model/config_check.h"
 #include "hse/train/host.h"
 
 namespace hse::app {
@@ -30,6 +31,11 @@ VolumeBatches::VolumeBatches(const std::vector<std::string>& volumes, const std:
         return b;
       },
       workers, 2 * std::max(1, workers));
+}
+
+void VolumeBatches::check_guide(const std::string& model_guide, const std::string& model_source) const {
+  if (slices_)
+    model::check_patch_guide(slices_->attr_string(model::kGuideAttr), model_guide, slices_file_, model_source);
 }
 
 }  // namespace hse::app

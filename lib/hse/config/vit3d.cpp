@@ -44,6 +44,8 @@ void Vit3dConfig::validate(const std::string& source) const {
   if (!(score_dropout >= 0 && score_dropout <= 1)) bad(fmt::format("score_dropout {} is not in [0,1]", score_dropout));
   if (!(layer_norm_eps > 0)) bad(fmt::format("layer_norm_eps {} must be positive", layer_norm_eps));
   if (slice_dim < 1) bad(fmt::format("slice_dim must be positive, got {}", slice_dim));
+  if (patch_guide != "slices" && patch_guide != "text-cls" && patch_guide != "full-text")
+    bad(fmt::format("patch_guide must be slices, text-cls or full-text, got '{}'", patch_guide));
 }
 
 namespace {
@@ -71,6 +73,7 @@ Vit3dConfig Vit3dConfig::from_json(const nlohmann::json& j, const std::string& s
   r.get({"layer_norm_eps"}, c.layer_norm_eps);
   r.get({"slice_dim"}, c.slice_dim);
   r.get({"score_dropout"}, c.score_dropout);
+  r.get({"patch_guide"}, c.patch_guide);
   r.get("qkv_bias", c.qkv_bias);
   if (const json* v = r.find({"pos_embed", "proj_type"}))
     if (!v->is_string() || v->get<std::string>() != "perceptron")
@@ -92,7 +95,7 @@ Vit3dConfig Vit3dConfig::from_file(const std::string& path) {
 }
 
 nlohmann::json Vit3dConfig::to_json() const {
-  return json{{"in_channels", in_channels},
+  json j{{"in_channels", in_channels},
               {"img_size", img_size},
               {"patch_size", patch_size},
               {"hidden_size", hidden},
@@ -106,6 +109,8 @@ nlohmann::json Vit3dConfig::to_json() const {
               {"spatial_dims", 3},
               {"slice_dim", slice_dim},
               {"score_dropout", score_dropout}};
+  if (patch_guide != "slices") j["patch_guide"] = patch_guide;
+  return j;
 }
 
 }  // namespace hse::model

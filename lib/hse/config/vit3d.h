@@ -27,6 +27,11 @@ struct Vit3dConfig {
   // dropout of regular_attention (on the attention weights and on its output).
   std::int64_t slice_dim = 768;
   double score_dropout = 0.1;
+  // What the scoring attends to (Table 1b of the paper): "slices" (the 2-D slice features,
+  // HSENet), "text-cls" (the report's CLS feature) or "full-text" (the report's token features).
+  // The guide features come in the slice-features file either way (hse-embed --guide writes the
+  // text ones); slice_dim is their width. Written to config.json only when not "slices".
+  std::string patch_guide = "slices";
 
   std::array<std::int64_t, 3> grid() const {
     return {img_size[0] / patch_size[0], img_size[1] / patch_size[1], img_size[2] / patch_size[2]};

@@ -35,4 +35,15 @@ void check_vocab_fits(std::int64_t vocab_entries, std::int64_t embedding_rows, c
                      "use the vocabulary the model was trained with");
 }
 
+void check_patch_guide(const std::string& file_guide, const std::string& model_guide, const std::string& file,
+                       const std::string& model_source) {
+  const std::string g = file_guide.empty() ? std::string("slices") : file_guide;
+  if (g != model_guide)
+    throw cli::Error(cli::Exit::incompatible, file,
+                     fmt::format("holds {} guide features, but {} scores its patches by {} guides (hse-embed {} "
+                                 "writes those)",
+                                 g, model_source.empty() ? std::string("the model") : model_source, model_guide,
+                                 model_guide == "slices" ? std::string("--slices") : "--reports --guide " + model_guide));
+}
+
 }  // namespace hse::model

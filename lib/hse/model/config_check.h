@@ -32,4 +32,12 @@ void check_config_against(const io::SafeTensorsSet& ckpt, const std::string& pre
 void check_vocab_fits(std::int64_t vocab_entries, std::int64_t embedding_rows, const std::string& vocab_source,
                       const std::string& model_source);
 
+// A 2E3 model's patch-scoring guide (Vit3dConfig::patch_guide) against the guide features of a
+// slice-features file (its "guide" attribute, kGuideAttr; absent: "slices", as hse-embed --slices
+// writes them): refused (exit 3, naming the file) when they differ, since the scores would then
+// weigh the patches by features the model never saw.
+inline constexpr const char* kGuideAttr = "guide";
+void check_patch_guide(const std::string& file_guide, const std::string& model_guide, const std::string& file,
+                       const std::string& model_source);
+
 }  // namespace hse::model

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hse/cli/cli.h"
+#include "hse/model/config_check.h"
 #include "hse/embed/slice_encoder.h"
 #include "hse/io/csv.h"
 #include "hse/io/h5.h"
@@ -193,11 +194,15 @@ VisionSource::VisionSource(const VisionOptions& o, const torch::Device& device) 
     if (clip_->config.stage != 2 || !clip_->stage1())
       cli::fail_input(o.clip, "a stage-{} CLIP; the VLM needs a stage-2 CLIP (both 3-D ViTs)", clip_->config.stage);
     if (o.slices.empty()) cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.clip);
+    if (clip_->config.vision.patch_guide != "slices")
+      cli::fail_input(o.clip, "scores its patches by the report ({} guides); the VLM needs a slice-guided 2E3 (the "
+                      "guide would be the text it is asked for)", clip_->config.vision.patch_guide);
     clip_->to(device_);
     clip_->eval();
     for (auto& p : clip_->parameters()) p.set_requires_grad(false);
     vols_ = std::make_unique<h5::Reader>(o.volumes, "volumes");
     slices_ = std::make_unique<h5::Reader>(o.slices, "slice_features");
+    model::check_patch_guide(slices_->attr_string(model::kGuideAttr), "slices", o.slices.front(), o.clip);
     std::map<std::string, std::size_t> si;
     for (std::size_t i = 0; i < slices_->size(); ++i) si[slices_->ids()[i]] = i;
     for (const auto& id : vols_->ids()) {
