@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Assembles the paper's tables from Makefile.pipeline's per-variant metric files.
+
+    tables.py assemble --table N --dir OUT/tables [--vision-config JSON --windows "D,H,W ..."
+                       --default-window D,H,W] [--method-suffix TEXT] -o OUT/tables/tableN.tsv
+    tables.py v2v-chance --labels LABELS.csv --ranking v2v.tsv
+    tables.py speed --mrg-log FILE --vqa-log FILE --label TEXT -o OUT/tables/speed.tsv
+
+assemble: each row of table N reads one metric file in --dir, ret_<model>.tsv (Table 1) or
+gen_<variant>.tsv (Tables 2 to 6), whose lines are metric<TAB>value<TAB>chance ("-": none), and
+writes the table TSV that scripts/render_table_md.py and scripts/plot_table.py read: section,
+method, then per column "PAPER NAME (hse metric)" and, where a chance exists, "PAPER NAME chance".
+A column none of whose rows has the metric (BERTScore without --bertscore-model) is left out,
+with a note on stderr; a row without a metric that others have shows "-". Which hse metric stands
+for which paper column is hse-eval(1)'s table TABLE COLUMNS AND hse NAMES.
+
+v2v-chance: the expected volume-to-volume label Jaccard of a random ranking (hse-eval's
+precision@K and map_cumulative@K with the hits drawn at random): the mean over the ranking's
+queries of the mean Jaccard between the query and each pool volume (volumes with a positive label,
+the query included), printed with 4 decimals.
+
+speed: Table 7's seconds per item, from the closing line of hse-generate's stderr.
+
+Exit status: 0, or 2 with one line on stderr naming the file and the problem.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+
+RET = [("R2V R@%d" % k, "r2v", "recall@%d" % k) for k in (5, 10, 50, 100)] + \
+      [("V2R R@%d" % k, "v2r", "recall@%d" % k) for k in (5, 10, 50, 100)] + \
+      [("V2V MAP@%d" % k, "v2v", "map_cumulative@%d" % k) for k in (5, 10, 50)]
+MRG = [("BLEU-%d" % n, "", "bleu%d_precision" % n) for n in (1, 2, 3, 4)] + [
+    ("ROUGE-1", "", "rouge1"), ("ROUGE-L", "", "rougeL"), ("METEOR", "", "meteor"),
+    ("BERT-Score", "", "bertscore_f1"), ("CE micro-F1", "", "ce_micro_f1")]
+VQA = [("BLEU-1", "", "bleu1_precision"), ("ROUGE-1", "", "rouge1"), ("METEOR", "", "meteor"),
+       ("BERT-Score", "", "bertscore_f1"), ("Major Class Acc.", "", "acc_major"),
+       ("Minor Class Acc.", "", "acc_minor")]
+
+# table -> (columns, rows of (section, method, metric file))
+TABLES = {
+    1: (RET, [
+        ("(a) encoders", "Ours (3D-ViT)", "ret_stage1"),
+        ("(a) encoders", "Ours (2E3-ViT)", "ret_stage2"),
+        ("(b) patch-scoring guide", "Full Text", "ret_stage2-fulltext"),
+        ("(b) patch-scoring guide", "Text CLS", "ret_stage2-textcls"),
+        ("(b) patch-scoring guide", "2D Slice", "ret_stage2"),
+        ("(c) semantic-consistency loss", "w/o L_SA", "ret_stage2-nosa"),
+        ("(c) semantic-consistency loss", "Ours (2E3-ViT)", "ret_stage2")]),
+    2: (MRG, [
+        ("(a) HSENet", "HSENet (Ours)", "gen_mrg"),
+        ("(b) projectors", "Q-Former", "gen_mrg-qformer"),
+        ("(b) projectors", "Sequence Pooling", "gen_mrg-seqpool"),
+        ("(b) projectors", "Spatial Pooling", "gen_mrg-spatialpool"),
+        ("(b) projectors", "Spatial Packer", "gen_mrg"),
+        ("(b) projectors", "Anatomy-adaptive packer (hse)", "gen_mrg-anatomy")]),
+    3: (MRG, [
+        ("", "(a) 3D-ViT, spatial pooling", "gen_mrg-3d-pool"),
+        ("", "(b) 3D-ViT + Spatial Packer", "gen_mrg-3d"),
+        ("", "(c) 2E3-ViT, spatial pooling", "gen_mrg-2e3-pool"),
+        ("", "(d) 2E3-ViT + Spatial Packer", "gen_mrg-2e3"),
+        ("", "(e) 3D-ViT + 2E3-ViT, spatial pooling", "gen_mrg-spatialpool"),
+        ("", "Ours: 3D-ViT + 2E3-ViT + Spatial Packer", "gen_mrg")]),
+    4: (VQA, [
+        ("", "Ours (3D-ViT)", "gen_vqa-3d"),
+        ("", "Ours (2E3-ViT)", "gen_vqa-2e3"),
+        ("", "Ours (Dual-ViTs)", "gen_vqa"),
+        ("", "Dual-ViTs, anatomy-adaptive packer (hse)", "gen_vqa-anatomy")]),
+    6: (MRG, [("", "HSENet (frozen CT-RATE encoders)", "gen_bimcv")]),
+}
+
+
+class Problem(Exception):
+    def __init__(self, path, message):
+        super().__init__(f"{path}: {message}")
+
+
+def read_metrics(path):
+    """metric -> (value, chance or None) from a metric<TAB>value<TAB>chance file."""
+    if not os.path.isfile(path):
+        raise Problem(path, "no such metric file (run its Makefile.pipeline target first)")
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) != 3:
+                raise Problem(path, f"line {n}: {len(cells)} fields, expected metric, value, chance")
+            try:
+                value = float(cells[1])
+                chance = None if cells[2] == "-" else float(cells[2])
+            except ValueError:
+                raise Problem(path, f"line {n}: not a number in {cells[1:]}")
+            out[cells[0]] = (value, chance)
+    return out
+
+
+def fmt(x):
+    return "-" if x is None else "%.4f" % x
+
+
+def window_rows(args):
+    """Table 5: one row per packer window; the token count per packer is the grid / window."""
+    if not (args.vision_config and args.windows and args.default_window):
+        raise Problem("tables.py", "table 5 needs --vision-config, --windows and --default-window")
+    try:
+        with open(args.vision_config, encoding="utf-8") as f:
+            v = json.load(f)
+        v = v.get("vision", v)
+        img, patch = v["img_size"], v["patch_size"]
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        raise Problem(args.vision_config, f"not a vit3d config with img_size and patch_size ({e})")
+    grid = [int(i) // int(p) for i, p in zip(img, patch)]
+    default = tuple(int(x) for x in args.default_window.split(","))
+    rows = []
+    for w in args.windows.split():
+        win = tuple(int(x) for x in w.split(","))
+        if len(win) != 3 or any(g % d for g, d in zip(grid, win)):
+            raise Problem("tables.py", f"--windows: {w} does not divide the token grid {grid}")
+        s = tuple(g // d for g, d in zip(grid, win))
+        n = s[0] * s[1] * s[2]
+        name = "gen_mrg" if win == default else "gen_mrg-w" + "x".join(map(str, win))
+        label = "%d tokens, stride (%d,%d,%d)%s" % (n, *s, ", default" if win == default else "")
+        rows.append((n, ("", label, name)))
+    return [r for _, r in sorted(rows)]
+
+
+def assemble(args):
+    if args.table == 5:
+        columns, rows = MRG, window_rows(args)
+    elif args.table in TABLES:
+        columns, rows = TABLES[args.table]
+    else:
+        raise Problem("tables.py", f"--table {args.table}: tables 1 to 6 are assembled here (7: speed)")
+    data = [(s, m + args.method_suffix, read_metrics(os.path.join(args.dir, f + ".tsv"))) for s, m, f in rows]
+    header, cells = ["section", "method"], [[s, m] for s, m, _ in data]
+    for paper, prefix, metric in columns:
+        key = (prefix + "_" if prefix else "") + metric
+        got = [d.get(key) for _, _, d in data]
+        if all(g is None for g in got):
+            print(f"tables.py: table {args.table}: no row has {key}; column {paper} left out", file=sys.stderr)
+            continue
+        with_chance = any(g is not None and g[1] is not None for g in got)
+        header.append(f"{paper} ({metric})")
+        if with_chance:
+            header.append(f"{paper} chance")
+        for row, g in zip(cells, got):
+            row.append(fmt(g[0] if g else None))
+            if with_chance:
+                row.append(fmt(g[1] if g else None))
+    write(args.output, [header] + cells)
+
+
+def write(path, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+    os.replace(tmp, path)
+
+
+def v2v_chance(args):
+    try:
+        with open(args.labels, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            head = next(reader)
+            labels = {r[0]: frozenset(i for i, x in enumerate(r[1:]) if float(x) > 0.5) for r in reader if r}
+    except (OSError, StopIteration, ValueError, IndexError) as e:
+        raise Problem(args.labels, f"not a labels CSV (VolumeName, then 0/1 columns): {e}")
+    queries = []
+    with open(args.ranking, encoding="utf-8") as f:
+        for line in f:
+            q = line.split("\t", 1)[0]
+            if q and (not queries or queries[-1] != q):
+                queries.append(q)
+    queries = list(dict.fromkeys(queries))
+    missing = [q for q in queries if q not in labels]
+    if not queries or missing:
+        raise Problem(args.ranking, f"no queries, or queries without labels (e.g. {missing[:1]})")
+    pool = [labels[q] for q in queries if labels[q]]
+    if not pool:
+        raise Problem(args.labels, "no volume of the ranking has a positive label")
+    total = 0.0
+    for q in queries:
+        a = labels[q]
+        total += sum(len(a & b) / len(a | b) for b in pool) / len(pool)
+    print("%.4f" % (total / len(queries)))
+
+
+def speed(args):
+    def per_item(path):
+        try:
+            text = open(path, encoding="utf-8").read()
+        except OSError as e:
+            raise Problem(path, f"cannot read hse-generate's log ({e.strerror})")
+        m = re.findall(r"\(([0-9.]+) s per item after", text)
+        if not m:
+            raise Problem(path, "no 's per item' line (hse-generate's closing line)")
+        return float(m[-1])
+    write(args.output, [["section", "method", "Report Generation (s/item)", "VQA (s/item)"],
+                        ["", args.label, "%.4f" % per_item(args.mrg_log), "%.4f" % per_item(args.vqa_log)]])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("assemble")
+    a.add_argument("--table", type=int, required=True)
+    a.add_argument("--dir", required=True)
+    a.add_argument("--vision-config")
+    a.add_argument("--windows")
+    a.add_argument("--default-window")
+    a.add_argument("--method-suffix", default="")
+    a.add_argument("-o", "--output", required=True)
+    c = sub.add_parser("v2v-chance")
+    c.add_argument("--labels", required=True)
+    c.add_argument("--ranking", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--mrg-log", required=True)
+    s.add_argument("--vqa-log", required=True)
+    s.add_argument("--label", required=True)
+    s.add_argument("-o", "--output", required=True)
+    args = p.parse_args()
+    try:
+        {"assemble": assemble, "v2v-chance": v2v_chance, "speed": speed}[args.cmd](args)
+    except Problem as e:
+        print(f"tables.py: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

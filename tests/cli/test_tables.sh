@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The paper's tables (Makefile.pipeline tables): scripts/tables.py assembles a table from the
+# per-variant metric files (columns "PAPER (hse metric)" and their chance, a column no row has left
+# out, a missing file refused), v2v-chance on a hand-computed example, speed from hse-generate's
+# closing line; the DAG (make -n) shares one stage 1 and one main stage 2/mrg/vqa across the tables
+# and passes each variant its one change.
+set -u
+SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
+PY=${PYTHON:-python3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$SRC/tests/cli/common.sh"
+TP="$SRC/scripts/tables.py"
+
+mkdir -p "$T/td"
+for v in mrg mrg-qformer mrg-seqpool mrg-spatialpool mrg-anatomy; do
+  printf 'bleu1_precision\t0.5\t0.2\nbleu2_precision\t0.4\t0.1\nbleu3_precision\t0.3\t0.1\nbleu4_precision\t0.2\t0.05\nrouge1\t0.6\t0.3\nrougeL\t0.55\t0.3\nmeteor\t0.4\t0.2\nce_micro_f1\t0.45\t0.2\n' > "$T/td/gen_$v.tsv"
+done
+printf 'bleu1_precision\t0.7\t0.2\n' > "$T/td/gen_mrg-anatomy.tsv"
+$PY "$TP" assemble --table 2 --dir "$T/td" -o "$T/t2.tsv" 2> "$T/err" && $PY - "$T/t2.tsv" "$T/err" <<'PYEOF' && ok "table 2: paper columns with hse names and chance; BERT-Score left out; a missing metric is -" || bad "table 2 assembly"
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+h = rows[0]
+assert h[:4] == ["section", "method", "BLEU-1 (bleu1_precision)", "BLEU-1 chance"], h
+assert "ROUGE-L (rougeL)" in h and "CE micro-F1 (ce_micro_f1)" in h and not any("BERT" in x for x in h), h
+assert [r[1] for r in rows[1:]] == ["HSENet (Ours)", "Q-Former", "Sequence Pooling", "Spatial Pooling", "Spatial Packer",
+                                    "Anatomy-adaptive packer (hse)"]
+an = dict(zip(h, rows[-1]))
+assert an["BLEU-1 (bleu1_precision)"] == "0.7000" and an["ROUGE-L (rougeL)"] == "-" and an["ROUGE-L chance"] == "-", an
+assert "bertscore_f1" in open(sys.argv[2]).read()
+PYEOF
+rm "$T/td/gen_mrg-seqpool.tsv"
+err=$($PY "$TP" assemble --table 2 --dir "$T/td" -o "$T/t2b.tsv" 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$err" == *"gen_mrg-seqpool.tsv: no such metric file"* ]] && [ ! -e "$T/t2b.tsv" ] \
+  && ok "a variant's missing metric file: exit 2 naming it, no table" || bad "missing metric file (rc $rc): $err"
+
+# Table 5: token counts from the vit3d config's grid and the windows.
+for w in w1x4x4 w2x2x2 w2x1x1; do cp "$T/td/gen_mrg.tsv" "$T/td/gen_mrg-$w.tsv"; done
+$PY "$TP" assemble --table 5 --dir "$T/td" --vision-config "$SRC/share/hse/configs/vit3d-demo.json" \
+  --windows "1,4,4 2,2,2 1,2,2 2,1,1" --default-window 1,2,2 -o "$T/t5.tsv" 2>/dev/null \
+  && [ "$(cut -f2 "$T/t5.tsv" | tail -n +2 | tr '\n' '|')" = "4 tokens, stride (4,1,1)|8 tokens, stride (2,2,2)|16 tokens, stride (4,2,2), default|32 tokens, stride (2,4,4)|" ] \
+  && ok "table 5: tokens and strides from the 4x4x4 demo grid" || bad "table 5 rows: $(cut -f2 "$T/t5.tsv" | tr '\n' '|')"
+
+# v2v-chance: a {0}, b {0,1}, c {} -> pool a, b; a: (1 + 1/2)/2, b: (1/2 + 1)/2, c: 0 -> 0.5.
+printf 'VolumeName,x,y\na,1,0\nb,1,1\nc,0,0\n' > "$T/l.csv"
+printf 'a\t1\ta\t1\na\t2\tb\t0.5\nb\t1\tb\t1\nc\t1\ta\t0.2\n' > "$T/v2v.tsv"
+[ "$($PY "$TP" v2v-chance --labels "$T/l.csv" --ranking "$T/v2v.tsv")" = 0.5000 ] \
+  && ok "v2v-chance: the expected label Jaccard of a random ranking" || bad "v2v-chance"
+
+printf 'hse-generate: wrote 80 reports (0.125 s per item after 3.0 s of set-up)\n' > "$T/m.log"
+printf 'hse-generate: wrote 9 answers (0.050 s per item after 2.0 s of set-up)\n' > "$T/q.log"
+$PY "$TP" speed --mrg-log "$T/m.log" --vqa-log "$T/q.log" --label "hse" -o "$T/t7.tsv" \
+  && [ "$(tail -1 "$T/t7.tsv")" = "$(printf '\thse\t0.1250\t0.0500')" ] && ok "table 7: seconds per item from the logs" || bad "table 7"
+
+# The DAG.
+M=(make -n -f "$SRC/Makefile.pipeline" BIN=/nonexistent OUT="$T/o" PYTHON="$PY")
+"${M[@]}" tables > "$T/n.txt" 2>&1
+c1=$(grep -c -- "--stage 1 " "$T/n.txt"); c2=$(grep -c -- "--stage 2 " "$T/n.txt")
+[ "$c1" = 1 ] && [ "$c2" = 4 ] && grep -q -- "--patch-guide text-cls" "$T/n.txt" && grep -q -- "--patch-guide full-text" "$T/n.txt" \
+  && grep -q -- "--guide full-text" "$T/n.txt" && grep -q -- "--sa-weight 0" "$T/n.txt" \
+  && ok "Table 1: one stage 1, stage 2 and its three variants" || bad "Table 1 DAG: $c1 stage-1, $c2 stage-2 runs"
+mrg=$(grep -c -- "hse-finetune .*--task mrg" "$T/n.txt"); vqa=$(grep -c -- "hse-finetune .*--task vqa" "$T/n.txt")
+# One command per line (make -n keeps the recipes' backslash-newlines).
+sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$T/n.txt" > "$T/n1.txt"
+[ "$mrg" = 12 ] && [ "$vqa" = 4 ] && grep -q -- "--packer hsenet_qformer" "$T/n1.txt" \
+  && grep -- "-o $T/o/mrg-2e3$" "$T/n1.txt" | grep -q -- "--packer-window 1,2,2 *--encoders 2e3 " \
+  && grep -- "-o $T/o/mrg-w2x1x1$" "$T/n1.txt" | grep -q -- "--packer-window 2,1,1 " \
+  && ok "Tables 2-5: 12 report-generation and 4 VQA fine-tunings, each variant once" || bad "fine-tuning DAG: $mrg mrg, $vqa vqa"
+"${M[@]}" TABLES_FAST=1 OUT="$T/f" tables > "$T/f.txt" 2>&1
+[ "$(grep -c -- "--max-steps 300" "$T/f.txt")" = 12 ] && ok "TABLES_FAST=1: 300 steps per report fine-tuning" || bad "TABLES_FAST"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
