@@ -3,7 +3,7 @@
 
     tables.py assemble --table N --dir OUT/tables [--vision-config JSON --windows "D,H,W ..."
                        --default-window D,H,W] [--method-suffix TEXT] -o OUT/tables/tableN.tsv
-    tables.py v2v-chance --labels LABELS.csv --ranking v2v.tsv
+    tables.py v2v-chance --labels LABELS.csv --ranking v2v.tsv --eval BIN/hse-eval
     tables.py speed --mrg-log FILE --vqa-log FILE --label TEXT -o OUT/tables/speed.tsv
 
 assemble: each row of table N reads one metric file in --dir, ret_<model>.tsv (Table 1) or
@@ -14,10 +14,9 @@ A column none of whose rows has the metric (BERTScore without --bertscore-model)
 with a note on stderr; a row without a metric that others have shows "-". Which hse metric stands
 for which paper column is hse-eval(1)'s table TABLE COLUMNS AND hse NAMES.
 
-v2v-chance: the expected volume-to-volume label Jaccard of a random ranking (hse-eval's
-precision@K and map_cumulative@K with the hits drawn at random): the mean over the ranking's
-queries of the mean Jaccard between the query and each pool volume (volumes with a positive label,
-the query included), printed with 4 decimals.
+v2v-chance: hse-eval retrieval --labels on the rankings an untrained encoder gives (each volume
+first, its own cosine being 1, then the others in a seeded random order), averaged over --repeats
+orders: metric<TAB>chance lines for precision@K and map_cumulative@K.
 
 speed: Table 7's seconds per item, from the closing line of hse-generate's stderr.
 
@@ -27,7 +26,9 @@ import argparse
 import csv
 import json
 import os
+import random
 import re
+import subprocess
 import sys
 
 RET = [("R2V R@%d" % k, "r2v", "recall@%d" % k) for k in (5, 10, 50, 100)] + \
@@ -164,31 +165,33 @@ def write(path, rows):
 
 
 def v2v_chance(args):
-    try:
-        with open(args.labels, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            head = next(reader)
-            labels = {r[0]: frozenset(i for i, x in enumerate(r[1:]) if float(x) > 0.5) for r in reader if r}
-    except (OSError, StopIteration, ValueError, IndexError) as e:
-        raise Problem(args.labels, f"not a labels CSV (VolumeName, then 0/1 columns): {e}")
+    """Each V2V metric of hse-eval on rankings an untrained encoder gives: every volume first (its own
+    cosine is 1), then the others in a seeded random order; the mean over --repeats orders."""
     queries = []
-    with open(args.ranking, encoding="utf-8") as f:
-        for line in f:
-            q = line.split("\t", 1)[0]
-            if q and (not queries or queries[-1] != q):
-                queries.append(q)
-    queries = list(dict.fromkeys(queries))
-    missing = [q for q in queries if q not in labels]
-    if not queries or missing:
-        raise Problem(args.ranking, f"no queries, or queries without labels (e.g. {missing[:1]})")
-    pool = [labels[q] for q in queries if labels[q]]
-    if not pool:
-        raise Problem(args.labels, "no volume of the ranking has a positive label")
-    total = 0.0
-    for q in queries:
-        a = labels[q]
-        total += sum(len(a & b) / len(a | b) for b in pool) / len(pool)
-    print("%.4f" % (total / len(queries)))
+    try:
+        with open(args.ranking, encoding="utf-8") as f:
+            queries = list(dict.fromkeys(line.split("\t", 1)[0] for line in f if line.strip()))
+    except OSError as e:
+        raise Problem(args.ranking, f"cannot read ({e.strerror})")
+    if not queries:
+        raise Problem(args.ranking, "no queries")
+    rng = random.Random(args.seed)
+    sums = {}
+    for _ in range(args.repeats):
+        lines = []
+        for q in queries:
+            others = [x for x in queries if x != q]
+            rng.shuffle(others)
+            lines += [f"{q}\t{r}\t{x}\t{1.0 - r / (len(queries) + 1):.6f}" for r, x in enumerate([q] + others, 1)]
+        out = subprocess.run([args.eval, "retrieval", "--labels", args.labels, "--ks", args.ks, "-q", "-"],
+                             input="\n".join(lines) + "\n", capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Problem(args.labels, f"hse-eval on a random ranking: {out.stderr.strip()}")
+        for line in out.stdout.splitlines()[1:]:
+            k, v = line.split("\t")
+            sums[k] = sums.get(k, 0.0) + float(v)
+    for k, v in sums.items():
+        print(f"{k}\t{v / args.repeats:.4f}")
 
 
 def speed(args):
@@ -219,6 +222,10 @@ def main():
     c = sub.add_parser("v2v-chance")
     c.add_argument("--labels", required=True)
     c.add_argument("--ranking", required=True)
+    c.add_argument("--eval", default="hse-eval", help="the hse-eval executable")
+    c.add_argument("--ks", default="5,10,50")
+    c.add_argument("--repeats", type=int, default=20)
+    c.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("speed")
     s.add_argument("--mrg-log", required=True)
     s.add_argument("--vqa-log", required=True)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The paper's tables (Makefile.pipeline tables): scripts/tables.py assembles a table from the
 # per-variant metric files (columns "PAPER (hse metric)" and their chance, a column no row has left
-# out, a missing file refused), v2v-chance on a hand-computed example, speed from hse-generate's
+# out, a missing file refused), v2v-chance on a hand-computed example (through hse-eval), speed from hse-generate's
 # closing line; the DAG (make -n) shares one stage 1 and one main stage 2/mrg/vqa across the tables
 # and passes each variant its one change.
 set -u
+BIN=${HSE_BIN_DIR:-build/bin}
 SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
 PY=${PYTHON:-python3}
 T=$(mktemp -d)
@@ -41,11 +42,19 @@ $PY "$TP" assemble --table 5 --dir "$T/td" --vision-config "$SRC/share/hse/confi
   && [ "$(cut -f2 "$T/t5.tsv" | tail -n +2 | tr '\n' '|')" = "4 tokens, stride (4,1,1)|8 tokens, stride (2,2,2)|16 tokens, stride (4,2,2), default|32 tokens, stride (2,4,4)|" ] \
   && ok "table 5: tokens and strides from the 4x4x4 demo grid" || bad "table 5 rows: $(cut -f2 "$T/t5.tsv" | tr '\n' '|')"
 
-# v2v-chance: a {0}, b {0,1}, c {} -> pool a, b; a: (1 + 1/2)/2, b: (1/2 + 1)/2, c: 0 -> 0.5.
-printf 'VolumeName,x,y\na,1,0\nb,1,1\nc,0,0\n' > "$T/l.csv"
+# v2v-chance: hse-eval on rankings with each volume first, the rest shuffled. a {0}, b {0,1}, c {}:
+# the pool is a, b; precision@1: a 1, b 1, c 0 -> 0.6667; precision@2: a (1 + 1/2)/2, b the same, c 0 -> 0.5,
+# whatever the order.
+$PY -c 'print("VolumeName," + ",".join("l%d" % i for i in range(18)))
+for v, k in (("a", 1), ("b", 2), ("c", 0)): print(v + "," + ",".join("1" if i < k else "0" for i in range(18)))' > "$T/l.csv"
 printf 'a\t1\ta\t1\na\t2\tb\t0.5\nb\t1\tb\t1\nc\t1\ta\t0.2\n' > "$T/v2v.tsv"
-[ "$($PY "$TP" v2v-chance --labels "$T/l.csv" --ranking "$T/v2v.tsv")" = 0.5000 ] \
-  && ok "v2v-chance: the expected label Jaccard of a random ranking" || bad "v2v-chance"
+if [ -x "$BIN/hse-eval" ]; then
+  $PY "$TP" v2v-chance --labels "$T/l.csv" --ranking "$T/v2v.tsv" --eval "$BIN/hse-eval" --ks 1,2 --repeats 3 > "$T/c.tsv" \
+    && grep -qx "$(printf 'precision@1\t0.6667')" "$T/c.tsv" && grep -qx "$(printf 'precision@2\t0.5000')" "$T/c.tsv" \
+    && ok "v2v-chance: hse-eval on an untrained encoder's rankings" || bad "v2v-chance: $(tr '\n' ' ' < "$T/c.tsv")"
+else
+  bad "hse-eval not built ($BIN)"
+fi
 
 printf 'hse-generate: wrote 80 reports (0.125 s per item after 3.0 s of set-up)\n' > "$T/m.log"
 printf 'hse-generate: wrote 9 answers (0.050 s per item after 2.0 s of set-up)\n' > "$T/q.log"
