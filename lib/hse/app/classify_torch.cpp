@@ -84,9 +84,7 @@ int run(const Options& o, cli::Io& io) {
   for (std::int64_t l = 0; l < L; ++l)
     for (int s = 0; s < 2; ++s) {
       const auto& p = pairs[static_cast<std::size_t>(l)];
-      const auto e = tok.encode(s == 0 ? p.positive : p.negative, o.max_length, true, true);
-      std::copy(e.ids.begin(), e.ids.end(), ids[2 * l + s].data_ptr<std::int64_t>());
-      std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask[2 * l + s].data_ptr<std::int64_t>());
+      train::set_encoding_row(ids, mask, 2 * l + s, tok.encode(s == 0 ? p.positive : p.negative, o.max_length, true, true));
     }
   const auto text = clip->encode_text(ids.to(dev), mask.to(dev)).to(torch::kFloat32);  // [2L, D]
   const auto scale = clip->scale().to(torch::kFloat32);

@@ -212,9 +212,7 @@ int run(const Options& o, cli::Io&) {
         }
         text = text::hsenet_clean(text);
         if (sentences) text = text::hsenet_truncate(text, tok, o.max_length, rng);
-        const auto enc = tok.encode(text, o.max_length, true, true);
-        std::copy(enc.ids.begin(), enc.ids.end(), ids[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
-        std::copy(enc.attention_mask.begin(), enc.attention_mask.end(), mask[static_cast<std::int64_t>(k - s)].data_ptr<std::int64_t>());
+        train::set_encoding_row(ids, mask, static_cast<std::int64_t>(k - s), tok.encode(text, o.max_length, true, true));
         w.add_id(t.rows[k][idc]);
       }
       if (o.guide.empty()) {

@@ -11,6 +11,7 @@
 #include "hse/search/topk.h"
 #include "hse/app/retrieve.h"
 #include "hse/text/wordpiece.h"
+#include "hse/train/host.h"
 
 namespace fs = std::filesystem;
 
@@ -65,10 +66,7 @@ int run(const Options& o, cli::Io& io) {
     }
     if (enc.empty()) cli::fail_input("<stdin>", "no queries");
     auto ids = torch::empty({static_cast<std::int64_t>(enc.size()), 512}, torch::kLong), mask = torch::empty_like(ids);
-    for (std::size_t i = 0; i < enc.size(); ++i) {
-      std::copy(enc[i].ids.begin(), enc[i].ids.end(), ids[static_cast<std::int64_t>(i)].data_ptr<std::int64_t>());
-      std::copy(enc[i].attention_mask.begin(), enc[i].attention_mask.end(), mask[static_cast<std::int64_t>(i)].data_ptr<std::int64_t>());
-    }
+    for (std::size_t i = 0; i < enc.size(); ++i) train::set_encoding_row(ids, mask, static_cast<std::int64_t>(i), enc[i]);
     q.x = clip->encode_text(ids, mask);
   } else {
     q = load(o.queries);

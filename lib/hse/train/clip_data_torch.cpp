@@ -77,9 +77,7 @@ void ClipData::encode_texts(const std::vector<std::size_t>& items, torch::Tensor
   for (std::int64_t b = 0; b < B; ++b) {
     std::string t = texts_[items[static_cast<std::size_t>(b)]];
     if (opt_.sentence_truncation) t = text::hsenet_truncate(t, *tok_, L, seed + static_cast<std::uint64_t>(b));
-    const auto e = tok_->encode(t, L, true, true);
-    std::copy(e.ids.begin(), e.ids.end(), ids[b].data_ptr<std::int64_t>());
-    std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask[b].data_ptr<std::int64_t>());
+    set_encoding_row(ids, mask, b, tok_->encode(t, L, true, true));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "hse/io/h5.h"
+#include "hse/text/wordpiece.h"
 
 namespace hse::train {
 
@@ -25,5 +26,9 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& dev);
 // empty). Safe on data-worker threads (h5::Reader::read takes its lock).
 torch::Tensor read_items(const h5::Reader& r, const std::string& name, std::size_t first, std::size_t n,
                          const torch::Device& dev, const std::function<std::size_t(std::size_t)>& row = {});
+
+// Copies a tokenizer's encoding (padded to the tensors' width) into row `row` of the [B,L] int64
+// `ids` and `mask` tensors (host, contiguous); an encoding of another length is a logic error.
+void set_encoding_row(torch::Tensor& ids, torch::Tensor& mask, std::int64_t row, const text::Encoding& e);
 
 }  // namespace hse::train
