@@ -5,6 +5,7 @@
                        --default-window D,H,W] [--method-suffix TEXT] -o OUT/tables/tableN.tsv
     tables.py v2v-chance --labels LABELS.csv --ranking v2v.tsv --eval BIN/hse-eval
     tables.py speed --mrg-log FILE --vqa-log FILE --label TEXT -o OUT/tables/speed.tsv
+    tables.py max-length --vision-config JSON --window D,H,W --default-window D,H,W --max-length N
 
 assemble: each row of table N reads one metric file in --dir, ret_<model>.tsv (Table 1) or
 gen_<variant>.tsv (Tables 2 to 6), whose lines are metric<TAB>value<TAB>chance ("-": none), and
@@ -17,6 +18,9 @@ for which paper column is hse-eval(1)'s table TABLE COLUMNS AND hse NAMES.
 v2v-chance: hse-eval retrieval --labels on the rankings an untrained encoder gives (each volume
 first, its own cosine being 1, then the others in a seeded random order), averaged over --repeats
 orders: metric<TAB>chance lines for precision@K and map_cumulative@K.
+
+max-length: Table 5's --max-length for a packer window: N plus the change in image tokens (two
+packers) from the default window, so that every row keeps the default's text budget.
 
 speed: Table 7's seconds per item, from the closing line of hse-generate's stderr.
 
@@ -104,26 +108,42 @@ def fmt(x):
     return "-" if x is None else "%.4f" % x
 
 
+def token_grid(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            v = json.load(f)
+        v = v.get("vision", v)
+        return [int(i) // int(p) for i, p in zip(v["img_size"], v["patch_size"])]
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        raise Problem(path, f"not a vit3d config with img_size and patch_size ({e})")
+
+
+def tokens(grid, window):
+    win = tuple(int(x) for x in window.split(","))
+    if len(win) != 3 or any(d < 1 or g % d for g, d in zip(grid, win)):
+        raise Problem("tables.py", f"window {window} does not divide the token grid {grid}")
+    s = tuple(g // d for g, d in zip(grid, win))
+    return s[0] * s[1] * s[2], s
+
+
+def max_length(args):
+    grid = token_grid(args.vision_config)
+    n = args.max_length + 2 * (tokens(grid, args.window)[0] - tokens(grid, args.default_window)[0])
+    if n < 1:
+        raise Problem("tables.py", f"--max-length {args.max_length} leaves no room for window {args.window}")
+    print(n)
+
+
 def window_rows(args):
     """Table 5: one row per packer window; the token count per packer is the grid / window."""
     if not (args.vision_config and args.windows and args.default_window):
         raise Problem("tables.py", "table 5 needs --vision-config, --windows and --default-window")
-    try:
-        with open(args.vision_config, encoding="utf-8") as f:
-            v = json.load(f)
-        v = v.get("vision", v)
-        img, patch = v["img_size"], v["patch_size"]
-    except (OSError, ValueError, KeyError, AttributeError) as e:
-        raise Problem(args.vision_config, f"not a vit3d config with img_size and patch_size ({e})")
-    grid = [int(i) // int(p) for i, p in zip(img, patch)]
+    grid = token_grid(args.vision_config)
     default = tuple(int(x) for x in args.default_window.split(","))
     rows = []
     for w in args.windows.split():
+        n, s = tokens(grid, w)
         win = tuple(int(x) for x in w.split(","))
-        if len(win) != 3 or any(g % d for g, d in zip(grid, win)):
-            raise Problem("tables.py", f"--windows: {w} does not divide the token grid {grid}")
-        s = tuple(g // d for g, d in zip(grid, win))
-        n = s[0] * s[1] * s[2]
         name = "gen_mrg" if win == default else "gen_mrg-w" + "x".join(map(str, win))
         label = "%d tokens, stride (%d,%d,%d)%s" % (n, *s, ", default" if win == default else "")
         rows.append((n, ("", label, name)))
@@ -226,6 +246,11 @@ def main():
     c.add_argument("--ks", default="5,10,50")
     c.add_argument("--repeats", type=int, default=20)
     c.add_argument("--seed", type=int, default=0)
+    m = sub.add_parser("max-length")
+    m.add_argument("--vision-config", required=True)
+    m.add_argument("--window", required=True)
+    m.add_argument("--default-window", required=True)
+    m.add_argument("--max-length", type=int, required=True)
     s = sub.add_parser("speed")
     s.add_argument("--mrg-log", required=True)
     s.add_argument("--vqa-log", required=True)
@@ -233,7 +258,7 @@ def main():
     s.add_argument("-o", "--output", required=True)
     args = p.parse_args()
     try:
-        {"assemble": assemble, "v2v-chance": v2v_chance, "speed": speed}[args.cmd](args)
+        {"assemble": assemble, "v2v-chance": v2v_chance, "speed": speed, "max-length": max_length}[args.cmd](args)
     except Problem as e:
         print(f"tables.py: {e}", file=sys.stderr)
         sys.exit(2)

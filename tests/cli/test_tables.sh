@@ -42,6 +42,11 @@ $PY "$TP" assemble --table 5 --dir "$T/td" --vision-config "$SRC/share/hse/confi
   && [ "$(cut -f2 "$T/t5.tsv" | tail -n +2 | tr '\n' '|')" = "4 tokens, stride (4,1,1)|8 tokens, stride (2,2,2)|16 tokens, stride (4,2,2), default|32 tokens, stride (2,4,4)|" ] \
   && ok "table 5: tokens and strides from the 4x4x4 demo grid" || bad "table 5 rows: $(cut -f2 "$T/t5.tsv" | tr '\n' '|')"
 
+# Table 5 keeps the default's text budget: 64 - 2x16 image tokens = 32 text tokens at every window.
+ml=$(for w in 1,4,4 2,2,2 1,2,2 2,1,1; do $PY "$TP" max-length --vision-config "$SRC/share/hse/configs/vit3d-demo.json" \
+  --window $w --default-window 1,2,2 --max-length 64; done | tr '\n' ' ')
+[ "$ml" = "40 48 64 96 " ] && ok "table 5: --max-length per window keeps the text budget" || bad "max-length per window: $ml"
+
 # v2v-chance: hse-eval on rankings with each volume first, the rest shuffled. a {0}, b {0,1}, c {}:
 # the pool is a, b; precision@1: a 1, b 1, c 0 -> 0.6667; precision@2: a (1 + 1/2)/2, b the same, c 0 -> 0.5,
 # whatever the order.
@@ -72,8 +77,8 @@ mrg=$(grep -c -- "hse-finetune .*--task mrg" "$T/n.txt"); vqa=$(grep -c -- "hse-
 # One command per line (make -n keeps the recipes' backslash-newlines).
 sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$T/n.txt" > "$T/n1.txt"
 [ "$mrg" = 12 ] && [ "$vqa" = 4 ] && grep -q -- "--packer hsenet_qformer" "$T/n1.txt" \
-  && grep -- "-o $T/o/mrg-2e3$" "$T/n1.txt" | grep -q -- "--packer-window 1,2,2 *--encoders 2e3 " \
-  && grep -- "-o $T/o/mrg-w2x1x1$" "$T/n1.txt" | grep -q -- "--packer-window 2,1,1 " \
+  && grep -- "-o $T/o/mrg-2e3$" "$T/n1.txt" | grep -q -- "--packer-window 1,2,2 *--max-length 64 --encoders 2e3 " \
+  && grep -- "-o $T/o/mrg-w2x1x1$" "$T/n1.txt" | grep -q -- "--packer-window 2,1,1 *--max-length .*tables.py max-length" \
   && ok "Tables 2-5: 12 report-generation and 4 VQA fine-tunings, each variant once" || bad "fine-tuning DAG: $mrg mrg, $vqa vqa"
 "${M[@]}" TABLES_FAST=1 OUT="$T/f" tables > "$T/f.txt" 2>&1
 [ "$(grep -c -- "--max-steps 300" "$T/f.txt")" = 12 ] && ok "TABLES_FAST=1: 300 steps per report fine-tuning" || bad "TABLES_FAST"
