@@ -42,7 +42,8 @@ def plot(metrics, rows, cols, title, path):
     labels = [f"{r.section} {r.method}".strip() if methods.count(r.method) > 1 else r.method for r in rows]
     n = max(len(rows), 1)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.4 * n * len(cols) + 1.2 * len(cols)), 4.5), dpi=100)
+    # Wide enough for the bars, capped so that a many-column table stays readable (about 2:1).
+    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 1.0 + 0.15 * n * len(cols) + 0.6 * len(cols))), 5.0), dpi=100)
     top, chance_drawn = 0.0, False
     for j, r in enumerate(rows):
         xs = [g + (j - (n - 1) / 2) * width for g in range(len(cols))]
@@ -67,6 +68,9 @@ def plot(metrics, rows, cols, title, path):
     os.close(fd)
     try:
         fig.savefig(tmp, format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
         os.replace(tmp, path)
     finally:
         plt.close(fig)
