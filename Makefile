@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo install package clean configure fuzz test-asan test-tsan
+.PHONY: all build deps test demo tables install package clean configure fuzz test-asan test-tsan
 
 all: build
 
@@ -31,6 +31,11 @@ test: build
 
 demo: build
 	$(MAKE) -f Makefile.pipeline BIN=$(BUILD)/bin OUT=out/demo PYTHON=$(PYTHON)
+
+# The paper's tables on the demo (after or instead of make demo: they share out/demo); TABLES_FAST=1
+# for the quick set in out/tables-fast.
+tables: build
+	$(MAKE) -f Makefile.pipeline BIN=$(BUILD)/bin $(if $(filter 1,$(TABLES_FAST)),TABLES_FAST=1,OUT=out/demo) PYTHON=$(PYTHON) tables
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
