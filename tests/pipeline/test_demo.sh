@@ -10,7 +10,7 @@ T=$(mktemp -d)
 ARGS=(SYNTH_ARGS="--size tiny --n-train 3 --n-valid 2"
       STAGE1_ARGS="--batch-size 2 --max-steps 3 --logit-scale exp --no-augment"
       STAGE2_ARGS="--batch-size 2 --max-steps 2 --logit-scale exp --no-augment"
-      MRG_ARGS="--train-tokenizer 300 --max-steps 2 --batch-size 2 --max-length 64 --no-augment"
+      MRG_ARGS="--train-tokenizer 300 --max-steps 2 --batch-size 2 --no-augment" MRG_MAX_LENGTH=64
       MRG_GEN_ARGS="--max-new-tokens 8"
       VQA_ARGS="--train-tokenizer 300 --max-steps 2 --batch-size 2 --max-length 48 --no-augment"
       VQA_GEN_ARGS="--max-new-tokens 6")
