@@ -56,7 +56,8 @@ def plot(metrics, rows, cols, title, path):
                           label=None if chance_drawn else "chance", zorder=3)
                 chance_drawn = True
     ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels([metrics[i].name for i in cols])
+    many = len(cols) > 6  # long rows of labels would overlap: slant them
+    ax.set_xticklabels([metrics[i].name for i in cols], rotation=30 if many else 0, ha="right" if many else "center")
     ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
     ax.set_title(title)
     handles, names = ax.get_legend_handles_labels()  # "chance" last
