@@ -2,13 +2,13 @@
 """Assembles the paper's tables from Makefile.pipeline's per-variant metric files.
 
     tables.py assemble --table N --dir OUT/tables [--vision-config JSON --windows "D,H,W ..."
-                       --default-window D,H,W] [--method-suffix TEXT] -o OUT/tables/tableN.tsv
+                       --default-window D,H,W] -o OUT/tables/tableN.tsv
     tables.py v2v-chance --labels LABELS.csv --ranking v2v.tsv --eval BIN/hse-eval
     tables.py speed --mrg-log FILE --vqa-log FILE --label TEXT -o OUT/tables/speed.tsv
     tables.py max-length --vision-config JSON --window D,H,W --default-window D,H,W --max-length N
 
 assemble: each row of table N reads one metric file in --dir, ret_<model>.tsv (Table 1) or
-gen_<variant>.tsv (Tables 2 to 6), whose lines are metric<TAB>value<TAB>chance ("-": none), and
+gen_<variant>.tsv (Tables 2 to 5), whose lines are metric<TAB>value<TAB>chance ("-": none), and
 writes the table TSV that scripts/render_table_md.py and scripts/plot_table.py read: section,
 method, then per column "PAPER NAME (hse metric)" and, where a chance exists, "PAPER NAME chance".
 A column none of whose rows has the metric (BERTScore without --bertscore-model) is left out,
@@ -27,7 +27,6 @@ speed: Table 7's seconds per item, from the closing line of hse-generate's stder
 Exit status: 0, or 2 with one line on stderr naming the file and the problem.
 """
 import argparse
-import csv
 import json
 import os
 import random
@@ -74,7 +73,6 @@ TABLES = {
         ("", "Ours (2E3-ViT)", "gen_vqa-2e3"),
         ("", "Ours (Dual-ViTs)", "gen_vqa"),
         ("", "Dual-ViTs, anatomy-adaptive packer (hse)", "gen_vqa-anatomy")]),
-    6: (MRG, [("", "HSENet (frozen CT-RATE encoders)", "gen_bimcv")]),
 }
 
 
@@ -123,7 +121,7 @@ def tokens(grid, window):
     if len(win) != 3 or any(d < 1 or g % d for g, d in zip(grid, win)):
         raise Problem("tables.py", f"window {window} does not divide the token grid {grid}")
     s = tuple(g // d for g, d in zip(grid, win))
-    return s[0] * s[1] * s[2], s
+    return s[0] * s[1] * s[2], s, win
 
 
 def max_length(args):
@@ -139,11 +137,10 @@ def window_rows(args):
     if not (args.vision_config and args.windows and args.default_window):
         raise Problem("tables.py", "table 5 needs --vision-config, --windows and --default-window")
     grid = token_grid(args.vision_config)
-    default = tuple(int(x) for x in args.default_window.split(","))
+    default = tokens(grid, args.default_window)[2]
     rows = []
     for w in args.windows.split():
-        n, s = tokens(grid, w)
-        win = tuple(int(x) for x in w.split(","))
+        n, s, win = tokens(grid, w)
         name = "gen_mrg" if win == default else "gen_mrg-w" + "x".join(map(str, win))
         label = "%d tokens, stride (%d,%d,%d)%s" % (n, *s, ", default" if win == default else "")
         rows.append((n, ("", label, name)))
@@ -156,8 +153,8 @@ def assemble(args):
     elif args.table in TABLES:
         columns, rows = TABLES[args.table]
     else:
-        raise Problem("tables.py", f"--table {args.table}: tables 1 to 6 are assembled here (7: speed)")
-    data = [(s, m + args.method_suffix, read_metrics(os.path.join(args.dir, f + ".tsv"))) for s, m, f in rows]
+        raise Problem("tables.py", f"--table {args.table}: tables 1 to 5 are assembled here (7: speed)")
+    data = [(s, m, read_metrics(os.path.join(args.dir, f + ".tsv"))) for s, m, f in rows]
     header, cells = ["section", "method"], [[s, m] for s, m, _ in data]
     for paper, prefix, metric in columns:
         key = (prefix + "_" if prefix else "") + metric
@@ -237,7 +234,6 @@ def main():
     a.add_argument("--vision-config")
     a.add_argument("--windows")
     a.add_argument("--default-window")
-    a.add_argument("--method-suffix", default="")
     a.add_argument("-o", "--output", required=True)
     c = sub.add_parser("v2v-chance")
     c.add_argument("--labels", required=True)
