@@ -24,7 +24,8 @@ the group condition also keeps every prediction away from the other questions ab
 volume (vqa) and from the other reconstructions of the same scan (mrg, same report).
 
 Groups (--group): "patient" (default) = CT-RATE's split_patient prefix of the volume name
-(valid_12_a_2.nii.gz -> valid_12), "volume" = the volume name, "id" = the whole id. The volume
+(valid_12_a_2.nii.gz -> valid_12), or BIMCV-R's subject (sub-S03825_ses-E07697_run-2_bp-chest_ct.nii.gz
+-> sub-S03825), "volume" = the volume name, "id" = the whole id. The volume
 name is the id up to its first "|" (hse-generate --task vqa ids are "VolumeName|...", mrg ids
 are the VolumeName). When no rotation avoids every group (one group holds more than half of
 the items: tiny test sets), the next finer grouping is used (patient -> volume -> id). The
@@ -42,7 +43,7 @@ def volume_of(item_id: str) -> str:
 
 def patient_of(item_id: str) -> str:
     vol = volume_of(item_id)
-    m = re.match(r"^([A-Za-z]+_\d+)_", vol)
+    m = re.match(r"^(sub-S\d+)_ses-", vol) or re.match(r"^([A-Za-z]+_\d+)_", vol)
     return m.group(1) if m else vol
 
 

@@ -8,7 +8,7 @@
     tables.py max-length --vision-config JSON --window D,H,W --default-window D,H,W --max-length N
 
 assemble: each row of table N reads one metric file in --dir, ret_<model>.tsv (Table 1) or
-gen_<variant>.tsv (Tables 2 to 5), whose lines are metric<TAB>value<TAB>chance ("-": none), and
+gen_<variant>.tsv (Tables 2 to 6), whose lines are metric<TAB>value<TAB>chance ("-": none), and
 writes the table TSV that scripts/render_table_md.py and scripts/plot_table.py read: section,
 method, then per column "PAPER NAME (hse metric)" and, where a chance exists, "PAPER NAME chance".
 A column none of whose rows has the metric (BERTScore without --bertscore-model) is left out,
@@ -73,6 +73,8 @@ TABLES = {
         ("", "Ours (2E3-ViT)", "gen_vqa-2e3"),
         ("", "Ours (Dual-ViTs)", "gen_vqa"),
         ("", "Dual-ViTs, anatomy-adaptive packer (hse)", "gen_vqa-anatomy")]),
+    6: (MRG, [
+        ("", "HSENet (Ours), frozen CT-RATE encoders", "gen_bimcv-mrg")]),
 }
 
 
@@ -153,7 +155,7 @@ def assemble(args):
     elif args.table in TABLES:
         columns, rows = TABLES[args.table]
     else:
-        raise Problem("tables.py", f"--table {args.table}: tables 1 to 5 are assembled here (7: speed)")
+        raise Problem("tables.py", f"--table {args.table}: tables 1 to 6 are assembled here (7: speed)")
     data = [(s, m, read_metrics(os.path.join(args.dir, f + ".tsv"))) for s, m, f in rows]
     header, cells = ["section", "method"], [[s, m] for s, m, _ in data]
     for paper, prefix, metric in columns:

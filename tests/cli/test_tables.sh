@@ -61,6 +61,11 @@ else
   bad "hse-eval not built ($BIN)"
 fi
 
+cp "$T/td/gen_mrg.tsv" "$T/td/gen_bimcv-mrg.tsv"
+$PY "$TP" assemble --table 6 --dir "$T/td" -o "$T/t6.tsv" 2>/dev/null \
+  && [ "$(cut -f2 "$T/t6.tsv" | tail -n +2)" = "HSENet (Ours), frozen CT-RATE encoders" ] \
+  && head -1 "$T/t6.tsv" | grep -q "BLEU-1 (bleu1_precision)" && ok "table 6: one row from gen_bimcv-mrg" || bad "table 6 assembly"
+
 printf 'hse-generate: wrote 80 reports (0.125 s per item after 3.0 s of set-up)\n' > "$T/m.log"
 printf 'hse-generate: wrote 9 answers (0.050 s per item after 2.0 s of set-up)\n' > "$T/q.log"
 $PY "$TP" speed --mrg-log "$T/m.log" --vqa-log "$T/q.log" --label "hse" -o "$T/t7.tsv" \
@@ -76,11 +81,23 @@ c1=$(grep -c -- "--stage 1 " "$T/n.txt"); c2=$(grep -c -- "--stage 2 " "$T/n.txt
 mrg=$(grep -c -- "hse-finetune .*--task mrg" "$T/n.txt"); vqa=$(grep -c -- "hse-finetune .*--task vqa" "$T/n.txt")
 # One command per line (make -n keeps the recipes' backslash-newlines).
 sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$T/n.txt" > "$T/n1.txt"
-[ "$mrg" = 12 ] && [ "$vqa" = 4 ] && grep -q -- "--packer hsenet_qformer" "$T/n1.txt" \
+[ "$mrg" = 13 ] && [ "$vqa" = 4 ] && grep -q -- "--packer hsenet_qformer" "$T/n1.txt" \
   && grep -- "-o $T/o/mrg-2e3$" "$T/n1.txt" | grep -q -- "--packer-window 1,2,2 *--max-length 64 --encoders 2e3 " \
   && grep -- "-o $T/o/mrg-w2x1x1$" "$T/n1.txt" | grep -q -- "--packer-window 2,1,1 *--max-length .*tables.py max-length" \
-  && ok "Tables 2-5: 12 report-generation and 4 VQA fine-tunings, each variant once" || bad "fine-tuning DAG: $mrg mrg, $vqa vqa"
+  && ok "Tables 2-6: 13 report-generation and 4 VQA fine-tunings, each variant once" || bad "fine-tuning DAG: $mrg mrg, $vqa vqa"
+# Table 6: a synthetic BIMCV-R split by hse-dataset, HSENet's BIMCV-R slices, the CT-RATE stage 2 frozen.
+B="$T/o/bimcv"
+grep -q -- "hse-synth -o $B/synth --layout bimcv-r --seed \$((42 + 1))" "$T/n1.txt" \
+  && grep -q -- "hse-dataset bimcv-r $B/synth/dataset *-o $B/split" "$T/n1.txt" \
+  && grep -- "-o $B/slices_train.h5" "$T/n1.txt" | grep -q -- "--dataset bimcv-r" \
+  && ! grep -- "-o $B/slices_train.h5" "$T/n1.txt" | grep -q -- "--no-resample" \
+  && grep -- "-o $T/o/bimcv-mrg$" "$T/n1.txt" | grep -q -- "--volumes $B/volumes_train.h5 --slice-features $B/slice_features_train.h5 --clip $T/o/stage2 --reports $B/split/train_reports.csv --report-column Report_en" \
+  && grep -q -- "tables.py assemble --table 6" "$T/n1.txt" \
+  && ok "Table 6: synthetic BIMCV-R, split, bimcv-r slices, fine-tuned on the frozen CT-RATE stage 2" || bad "Table 6 DAG"
+"${M[@]}" BIMCV_DATA=/data/bimcv table6 > "$T/n6.txt" 2>&1
+! grep -q -- "--layout bimcv-r" "$T/n6.txt" && grep -q -- "hse-dataset bimcv-r /data/bimcv " "$T/n6.txt" \
+  && ok "Table 6 on BIMCV_DATA: no synthesis, the real root split" || bad "Table 6 with BIMCV_DATA"
 "${M[@]}" TABLES_FAST=1 OUT="$T/f" tables > "$T/f.txt" 2>&1
-[ "$(grep -c -- "--max-steps 300" "$T/f.txt")" = 12 ] && ok "TABLES_FAST=1: 300 steps per report fine-tuning" || bad "TABLES_FAST"
+[ "$(grep -c -- "--max-steps 300" "$T/f.txt")" = 13 ] && ok "TABLES_FAST=1: 300 steps per report fine-tuning" || bad "TABLES_FAST"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

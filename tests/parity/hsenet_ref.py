@@ -23,6 +23,22 @@ def resize_array(t, current, target):
     return F.interpolate(t, size=new_shape, mode="trilinear", align_corners=False).cpu().numpy()
 
 
+def hsenet_bimcv_3d(path, size=(32, 256, 256)):
+    """BIMCV_R_nii_to_3D_volume_npy_file.py (main path): get_fdata(float32), clamp [-1000, 200],
+    permute(2, 0, 1), the volume's min-max, CropForeground, Resize bilinear (trilinear in 3-D); no
+    slope, intercept or resampling. Returns float32 [1, D, H, W]."""
+    import nibabel as nib
+    import torch
+    from monai.transforms import Compose, CropForeground, Resize
+
+    t = torch.tensor(nib.load(path).get_fdata(dtype=np.float32), dtype=torch.float32)
+    t = torch.clamp(t, min=-1000, max=200).permute(2, 0, 1).unsqueeze(0)
+    mn, mx = torch.min(t), torch.max(t)
+    t = (t - mn) / torch.clamp(mx - mn, min=1e-8)
+    out = Compose([CropForeground(), Resize(spatial_size=list(size), mode="bilinear")])(t)
+    return np.asarray(out, dtype=np.float32)
+
+
 def hsenet_3d(path, slope=1.0, intercept=0.0, spacing_zxy=None, window=(-1000, 200),
               target=(1.5, 0.75, 0.75), size=(32, 256, 256), timings=None):
     """nii_img_to_tensor + transform: returns float32 [1, 32, 256, 256] (1, Z, X, Y)."""

@@ -2,6 +2,7 @@
 
 Volumes: hse-synth's tiny dataset (both intensity conventions, metadata spacing) plus NIfTI files
 written here with nibabel (header spacing, float and int16, a non-square in-plane grid).
+BIMCV-R files (hse-preprocess --no-resample) are compared with HSENet's BIMCV-R 3-D script.
 Each synthetic volume is compared twice:
   - hse-preprocess --metadata (default: the HU decision per file) against the script run with the
     conversion each file needs (its metadata slope/intercept for v1, identity for v2 files,
@@ -28,7 +29,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from hsenet_ref import hsenet_3d  # noqa: E402
+from hsenet_ref import hsenet_3d, hsenet_bimcv_3d  # noqa: E402
 
 BIN = os.environ.get("HSE_BIN_DIR", "build/bin")
 TOL = 1e-5
@@ -101,6 +102,11 @@ def main():
             p = os.path.join(tmp, f"nib_{i}.nii.gz")
             nib.save(img, p)
             cases.append((p, dict(), []))  # spacing from the header (float32 pixdims), as nibabel gives it
+        # 3. BIMCV-R: HSENet's BIMCV-R 3-D script is the CT-RATE one without resampling (--no-resample).
+        for i, (shape, sp) in enumerate([((80, 72, 30), (0.7, 0.7, 5.0)), ((64, 64, 48), (0.8, 0.8, 1.25))]):
+            p = os.path.join(tmp, f"sub-S{i + 1}_ses-E{i + 1}_run-1_bp-chest_ct.nii.gz")
+            nib.save(nib.Nifti1Image(phantom(shape, rng).astype(np.int16), np.diag([sp[0], sp[1], sp[2], 1.0])), p)
+            cases.append((p, dict(bimcv=True), ["--no-resample"]))
 
         for path, ref_kw, extra in cases:
             out = os.path.join(tmp, "out.h5")
@@ -112,11 +118,11 @@ def main():
                 c = f.attrs["compat"]
                 c = c.decode() if isinstance(c, bytes) else c
                 assert c == ("hsenet" if "--compat" in extra else ""), c  # provenance for hse-generate
-            ref = hsenet_3d(path, **ref_kw)
+            ref = hsenet_bimcv_3d(path) if ref_kw.pop("bimcv", False) else hsenet_3d(path, **ref_kw)
             d = float(np.abs(got - ref).max())
             ok = d <= TOL and got.min() >= 0 and got.max() <= 1
             failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {os.path.basename(path)} {' '.join(extra[2:])}: max|diff| {d:.2e} "
+            print(f"{'ok  ' if ok else 'FAIL'} {os.path.basename(path)} {' '.join(extra[2:] if extra[:1] == ['--metadata'] else extra)}: max|diff| {d:.2e} "
                   f"(tol {TOL})")
     print(f"{len(cases) - failures} passed, {failures} failed")
     return 1 if failures else 0

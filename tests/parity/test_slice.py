@@ -157,6 +157,62 @@ def test_compat_hsenet(tmp, rng):
             check(np.abs(axial - want).max() > 0.5, f"{name}: HSENet's slices are not the axial ones")
 
 
+def bimcv_reference(raw_xyz, n=32, size=224, jpeg=95):
+    """A transcription of HSENet's BIMCV_R_nii_to_2D_slices.py (files up to 200 MiB): get_fdata()
+    as float32, no clamp, the volume's min and max, torch.linspace over the file's own third axis
+    (indices repeat when it has fewer than n slices), float32 ((s - min) / (max - min) * 255) to
+    uint8, PIL rotate(90, expand=True), the JPEG q95 file, then script 4's open_clip transform."""
+    volume = torch.from_numpy(raw_xyz.astype(np.float64)).float()
+    gmin, gmax = torch.min(volume), torch.max(volume)
+    out = []
+    for z in torch.linspace(0, volume.shape[2] - 1, n, dtype=torch.int64):
+        s = volume[:, :, z]
+        u8 = ((s - gmin) / (gmax - gmin) * 255).to(torch.uint8) if gmax > gmin else torch.zeros_like(s, dtype=torch.uint8)
+        img = Image.fromarray(u8.numpy()).rotate(90, expand=True)
+        if jpeg:
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=jpeg)
+            buf.seek(0)
+            img = Image.open(buf)
+            img.load()
+        out.append(clip_transform(img, size))
+    return torch.stack(out).numpy()
+
+
+def test_bimcv(tmp, rng):
+    """--dataset bimcv-r against the transcription of HSENet's BIMCV-R script: raw values (bone
+    above 1000 HU kept), global min-max, counter-clockwise, a volume with fewer than 32 slices."""
+    cases = (("sub-S1_ses-E1_run-1_bp-chest_ct.nii.gz", (60, 50, 45)), ("sub-S2_ses-E2_run-1_bp-chest_ct.nii.gz", (48, 64, 20)))
+    paths = []
+    for name, shape in cases:
+        v = phantom(shape, rng)
+        v[0, 0, 0] = 2900  # a bright voxel: a clamp at 1000 would change every slice
+        save_nifti(os.path.join(tmp, name), v, (0.7, 0.7, 5.0))
+        paths.append((os.path.join(tmp, name), v))
+    for q in (0, 95):
+        out = os.path.join(tmp, f"bimcv{q}.h5")
+        p = run_tool(["-o", out, "-q", "--dataset", "bimcv-r", "--jpeg-quality", str(q), "--image-size", "64"]
+                     + [x for x, _ in paths])
+        check(p.returncode == 0, f"hse-slice --dataset bimcv-r --jpeg-quality {q} exits 0")
+        if p.returncode != 0:
+            continue
+        with h5py.File(out, "r") as f:
+            got = f["slices"][:]
+            ds = f.attrs["dataset"]
+            ds = ds.decode() if isinstance(ds, bytes) else ds
+            check(ds == "bimcv-r" and int(f.attrs["resample"]) == 0, "dataset attribute bimcv-r, resample 0")
+        for k, (path, v) in enumerate(paths):
+            want = bimcv_reference(v, size=64, jpeg=q)
+            d = np.abs(got[k].astype(np.float64) - want)
+            print(f"     {os.path.basename(path)} bimcv-r q{q}: max |diff| {d.max():.3g}")
+            check(got[k].shape == want.shape and d.max() == 0, f"{os.path.basename(path)} q{q}: bit-exact to HSENet's BIMCV-R script")
+            ct = reference(v.astype(np.float64), None, size=64, jpeg=q, resample=False)
+            check(np.abs(ct - want).max() > 0.5, f"{os.path.basename(path)}: the CT-RATE recipe gives other slices")
+    p = subprocess.run([TOOL, "-o", os.path.join(tmp, "bw.h5"), "--dataset", "bimcv-r", "--window", "-1000,200", paths[0][0]],
+                       capture_output=True, text=True)
+    check(p.returncode == 2 and "does not clamp" in p.stderr, f"--dataset bimcv-r --window: exit 2 ({p.returncode})")
+
+
 # --------------------------------------------------------------------------- data
 def phantom(shape, rng):
     """int16 HU-like chest phantom (X,Y,Z): air, body, lungs, a bone ring (partly above 1000 HU)."""
@@ -379,6 +435,7 @@ def main():
         test_linspace_against_torch(tmp)
         test_volumes(tmp)
         test_compat_hsenet(tmp, np.random.default_rng(11))
+        test_bimcv(tmp, np.random.default_rng(5))
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1

@@ -14,6 +14,14 @@ TEST_CASE("input ids: the VolumeName, else the path relative to --root or the co
   CHECK(image::is_ctrate_name("valid_53_a_1.nii.gz"));
   CHECK(image::is_ctrate_name("train_1_b_2.nii"));
   CHECK_FALSE(image::is_ctrate_name("ct.nii.gz"));
+  CHECK(image::is_bimcv_name("sub-S03825_ses-E07697_run-2_bp-chest_ct.nii.gz"));
+  CHECK(image::is_bimcv_name("sub-S329586_ses-E60073_acq-1_run-2_bp-chest_ct.nii"));
+  CHECK_FALSE(image::is_bimcv_name("sub-S1_ses-E2_run-1_bp-chest_ct.nii.gz.bak"));
+  CHECK_FALSE(image::is_bimcv_name("sub-S1_run-1_ct.nii.gz"));
+  // BIMCV-R's CT*/ct folders: the file name is the id, as HSENet names its cases.
+  CHECK(image::input_ids({"/b/CT1/ct/sub-S1_ses-E2_run-1_bp-chest_ct.nii.gz",
+                          "/b/CT2/ct/sub-S3_ses-E4_run-1_bp-chest_ct.nii.gz"}) ==
+        std::vector<std::string>{"sub-S1_ses-E2_run-1_bp-chest_ct.nii.gz", "sub-S3_ses-E4_run-1_bp-chest_ct.nii.gz"});
   CHECK(image::input_ids({"/d/pa/ct.nii.gz", "/d/pb/ct.nii.gz"}) == std::vector<std::string>{"pa/ct.nii.gz", "pb/ct.nii.gz"});
   CHECK(image::input_ids({"/d/pa/ct.nii.gz"}) == std::vector<std::string>{"ct.nii.gz"});
   CHECK(image::input_ids({"/data/series1/"}) == std::vector<std::string>{"series1"});

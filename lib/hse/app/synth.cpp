@@ -2,6 +2,8 @@
 // and writes the CT-RATE-style CSV files and the truth record.
 #include "hse/app/synth.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -32,6 +34,11 @@ void declare(CLI::App& app, Options& o) {
                  "findings so they survive downsampling to 16x64x64)")
       ->default_val(1.0);
   app.add_option("--gzip-level", o.gzip_level, "gzip level of the .nii.gz files (1-12)")->default_val(1);
+  app.add_option("--layout", o.layout,
+                 "ct-rate: CT-RATE's folders and CSV files; bimcv-r: BIMCV-R's CT<n>/ct/sub-S..._ct.nii.gz files "
+                 "(HU, header spacing) and one BIMCV-R.csv of reports (training patients' rows first)")
+      ->default_val("ct-rate")
+      ->check(CLI::IsMember({"ct-rate", "bimcv-r"}));
 }
 
 namespace {
@@ -108,6 +115,102 @@ void make_dirs(const std::string& dir) {
   if (ec) cli::fail(cli::Exit::runtime, dir, "cannot create directory: {}", ec.message());
 }
 
+// --- BIMCV-R ---------------------------------------------------------------------
+// BIMCV-R's CSV columns (BIMCV_meta.csv as the HAID project's metadata copies it).
+const std::vector<std::string> kBimcvHeader = {"PatientID", "ReportID", "Report", "Labels", "Localizations",
+                                               "LabelsLocalizationsBySentence", "labelCUIS", "LocalizationsCUIS",
+                                               "num", "path", "Report_en", "ct_path"};
+constexpr int kBimcvFilesPerFolder = 500;  // HSENet's unzip script: CT{idx // 500 + 1}/ct
+
+// The BIDS names BIMCV-R's files carry: sub-S<patient>_ses-E<session>_run-<recon>_bp-chest_ct.nii.gz.
+void bimcv_rename(std::vector<Patient>& patients) {
+  int pi = 0, si = 0;
+  std::size_t k = 0;
+  for (auto& p : patients) {
+    ++pi;
+    std::vector<int> session(p.scans.size());
+    for (auto& s : session) s = ++si;
+    for (auto& v : p.volumes) {
+      v.name = fmt::format("sub-S{:05d}_ses-E{:05d}_run-{}_bp-chest_ct.nii.gz", 10000 + pi,
+                           20000 + session[static_cast<std::size_t>(v.scan)], v.recon);
+      v.rel_path = fmt::format("CT{}/ct/{}", k / kBimcvFilesPerFolder + 1, v.name);
+      ++k;
+      v.v1 = false;  // HU with the spacing in the header, no slope/intercept to apply
+      v.intercept = 0;
+      v.slope = 1;
+    }
+  }
+}
+
+// "['a', 'b']" as Python writes a list of strings.
+std::string py_list(const std::vector<std::string>& xs) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < xs.size(); ++i) out += (i ? ", '" : "'") + xs[i] + "'";
+  return out + "]";
+}
+
+// BIMCV-R's Report column (the Spanish original there) in its form: lower case, no accents or
+// punctuation, sentences joined by " . ". Here the English text, so formed.
+std::string bimcv_flat(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '.') out += " .";
+    else if (std::isalnum(u) || c == ' ') out += static_cast<char>(std::tolower(u));
+    else out += ' ';
+  }
+  std::string squeezed;
+  for (char c : out)
+    if (!(c == ' ' && (squeezed.empty() || squeezed.back() == ' '))) squeezed += c;
+  while (!squeezed.empty() && (squeezed.back() == ' ' || squeezed.back() == '.')) squeezed.pop_back();
+  return squeezed;
+}
+
+// One CSV row per volume, training patients first. One row in six belongs to the "negative
+// cohort", whose PatientID/ReportID columns name another row's study, as in BIMCV-R: readers must
+// pair rows with files by the file name in ct_path, never by the ID columns.
+void write_bimcv_csv(const std::string& path, const std::vector<Patient>& patients) {
+  struct Row {
+    const Patient* p;
+    const VolumeSpec* v;
+  };
+  std::vector<Row> rows;
+  for (const auto& p : patients)
+    for (const auto& v : p.volumes) rows.push_back({&p, &v});
+  auto ids = [](const std::string& name) {  // sub-S.., ses-E..
+    const auto a = name.find('_'), b = name.find('_', a + 1);
+    return std::make_pair(name.substr(0, a), name.substr(a + 1, b - a - 1));
+  };
+  io::AtomicFile f(path);
+  f.stream() << io::csv_row(kBimcvHeader);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& [p, v] = rows[i];
+    const Scan& s = p->scans[static_cast<std::size_t>(v->scan)];
+    const bool negative = rows.size() > 1 && i % 6 == 5;
+    const auto [sub, ses] = ids(rows[negative ? (i + 1) % rows.size() : i].v->name);
+    const std::string cohort = negative ? "covid19_neg" : "covid19_posi";
+    const auto [own_sub, own_ses] = ids(v->name);
+    const std::string dir = fmt::format("/data/BIMCV_CT/{}/{}/{}/mod-rx", cohort, own_sub, own_ses);
+    std::vector<std::string> labels, places;
+    for (std::size_t l = 0; l < s.labels.size(); ++l)
+      if (s.labels[l]) {
+        std::string name = kLabels[l];
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        labels.push_back(name);
+      }
+    for (const auto& fd : s.findings)
+      for (const auto& a : fd.anatomy)
+        if (std::find(places.begin(), places.end(), a) == places.end()) places.push_back(a);
+    if (labels.empty()) labels.push_back("normal");
+    const std::string report_en = s.report.technique == "Not given." ? s.report.impressions
+                                                                     : s.report.technique + " " + s.report.impressions;
+    f.stream() << io::csv_row({sub, ses, bimcv_flat(report_en), py_list(labels), py_list(places), "[]", "[]", "[]",
+                               fmt::format("{:.1f}", static_cast<double>(labels.size())), dir, report_en,
+                               dir + "/" + v->name});
+  }
+  f.commit();
+}
+
 }  // namespace
 
 std::string truth_json(const Patient& p, const VolumeSpec& v) {
@@ -170,16 +273,20 @@ int run(const Options& o, cli::Io& io) {
   if (o.gzip_level < 1 || o.gzip_level > 12) cli::fail_usage("--gzip-level: must be in 1..12");
   if (!(o.lesion_scale >= 0.25 && o.lesion_scale <= 4))
     cli::fail_usage("--lesion-scale: must be in 0.25..4");
+  const bool bimcv = o.layout == "bimcv-r";
+  if (!bimcv && o.layout != "ct-rate") cli::fail_usage("--layout: must be ct-rate or bimcv-r");
   const std::string root = o.common.output + "/dataset";
   make_dirs(root);
   io::check_writable(root + "/truth.jsonl");
-  for (const char* d : {"radiology_text_reports", "metadata", "multi_abnormality_labels", "radgenome_files"})
-    make_dirs(root + "/" + d);
+  if (!bimcv)
+    for (const char* d : {"radiology_text_reports", "metadata", "multi_abnormality_labels", "radgenome_files"})
+      make_dirs(root + "/" + d);
 
   // Plan every patient (cheap; independent per patient).
   std::vector<Patient> patients;
   for (int i = 1; i <= o.n_train; ++i) patients.push_back(plan_patient(o.common.seed, "train", i, size, o.lesion_scale));
   for (int i = 1; i <= o.n_valid; ++i) patients.push_back(plan_patient(o.common.seed, "valid", i, size, o.lesion_scale));
+  if (bimcv) bimcv_rename(patients);
   struct Job {
     const Patient* p;
     const VolumeSpec* v;
@@ -191,7 +298,9 @@ int run(const Options& o, cli::Io& io) {
   cli::verbose("{} patients, {} volumes, size {}", patients.size(), jobs.size(), size_name(size));
 
   // --- text files ---
+  if (bimcv) write_bimcv_csv(root + "/BIMCV-R.csv", patients);
   for (const std::string split : {"train", "valid"}) {
+    if (bimcv) break;
     const std::string long_name = split == "train" ? "train" : "validation";
     io::AtomicFile rep(root + "/radiology_text_reports/" + long_name + "_reports.csv");
     io::AtomicFile meta(root + "/metadata/" + long_name + "_metadata.csv");

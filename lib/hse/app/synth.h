@@ -18,6 +18,7 @@ struct Options {
   std::string size = "small";
   double lesion_scale = 1.0;
   int gzip_level = 1;
+  std::string layout = "ct-rate";  // ct-rate | bimcv-r
 };
 
 void declare(CLI::App& app, Options& o);

@@ -70,6 +70,12 @@ const MetaRow& Metadata::at(const std::string& volume_name, const std::string& i
   return it->second;
 }
 
+bool is_bimcv_name(const std::string& s) {
+  // sub-S<n>_ses-E<n>[_<key>-<value>...]_ct.nii[.gz], e.g. sub-S329586_ses-E60073_acq-1_run-2_bp-chest_ct.nii.gz
+  static const std::regex re("^sub-S[0-9]+_ses-E[0-9]+(_[A-Za-z]+-[A-Za-z0-9]+)*_ct\\.nii(\\.gz)?$");
+  return std::regex_match(s, re);
+}
+
 bool is_ctrate_name(const std::string& s) {
   // <split>_<patient>_<scan letter(s)>_<reconstruction>.nii[.gz], e.g. valid_53_a_1.nii.gz
   static const std::regex re("^[A-Za-z]+_[0-9]+_[a-z]+_[0-9]+\\.nii(\\.gz)?$");
@@ -109,7 +115,7 @@ std::vector<std::string> input_ids(const std::vector<std::string>& paths, const 
   for (std::size_t k = 0; k < abs.size(); ++k) {
     const std::string name = abs[k].filename().string();
     std::string id;
-    if (is_ctrate_name(name)) id = name;
+    if (is_ctrate_name(name) || is_bimcv_name(name)) id = name;
     else if (under(abs[k], r)) id = abs[k].lexically_relative(r).generic_string();
     else id = abs[k].lexically_relative(common).generic_string();
     if (id.empty() || id == ".") id = name;
@@ -225,6 +231,7 @@ LoadedCt load_ct(const std::string& path, const std::string& id, const Metadata&
   HuMode mode = parse_hu_mode(o.hu);
   LoadedCt c;
   c.id = id;
+  c.path = path;
   const MetaRow* row = nullptr;
   if (!meta.empty()) {
     // CT-RATE metadata is keyed by VolumeName: the id, else the file name.

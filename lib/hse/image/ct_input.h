@@ -46,9 +46,13 @@ std::array<double, 2> parse_xy_spacing(const std::string& s);
 
 // True for a CT-RATE VolumeName such as "valid_53_a_1.nii.gz".
 bool is_ctrate_name(const std::string& file_name);
+// True for a BIMCV-R (BIMCV-COVID19, BIDS) CT file name such as
+// "sub-S03825_ses-E07697_run-2_bp-chest_ct.nii.gz".
+bool is_bimcv_name(const std::string& file_name);
 
-// The ids of CT inputs, one rule for every tool: a file named as CT-RATE names
-// its volumes keeps that name (the VolumeName); any other input is named by its
+// The ids of CT inputs, one rule for every tool: a file named as CT-RATE or
+// BIMCV-R name their volumes keeps that name (CT-RATE's VolumeName; BIMCV-R's
+// file names are unique across its CT*/ct folders); any other input is named by its
 // path relative to --root when it lies under it, else relative to the inputs'
 // common directory (so one file is its file name, a DICOM series its directory
 // name, and pa/ct.nii.gz and pb/ct.nii.gz stay apart). Throws exit 3 naming both
@@ -95,6 +99,7 @@ std::vector<std::string> collect_inputs(const CtInputOptions& o, const Metadata&
 
 struct LoadedCt {
   std::string id;
+  std::string path;  // the input as given
   Volume volume;
   HuDecision hu;
   std::array<double, 3> spacing_zxy{1, 1, 1};

@@ -52,6 +52,36 @@ Image8 minmax_to_u8(const float* p, std::int64_t h, std::int64_t w) {
   return out;
 }
 
+std::pair<float, float> minmax_f32(const float* p, std::size_t n) {
+  float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+  for (std::size_t i = 0; i < n; ++i) {
+    mn = std::min(mn, p[i]);
+    mx = std::max(mx, p[i]);
+  }
+  return {mn, mx};
+}
+
+Image8 minmax_to_u8_f32(const float* p, std::int64_t h, std::int64_t w, float mn, float mx) {
+  Image8 out{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h * w), 0)};
+  if (!(mx > mn)) return out;
+  const float den = mx - mn;
+  for (std::size_t i = 0; i < out.v.size(); ++i) {
+    // Three float32 operations, each rounded, as PyTorch evaluates the expression on float tensors.
+    volatile float t = p[i] - mn;
+    t = t / den;
+    t = t * 255.0f;
+    out.v[i] = static_cast<std::uint8_t>(static_cast<int>(t));  // t in [0, 255]: truncation
+  }
+  return out;
+}
+
+Image8 rotate_ccw90(const Image8& in) {
+  Image8 out{in.w, in.h, std::vector<std::uint8_t>(in.v.size())};
+  for (std::int64_t i = 0; i < out.h; ++i)
+    for (std::int64_t j = 0; j < out.w; ++j) out.v[static_cast<std::size_t>(i * out.w + j)] = in.at(j, in.w - 1 - i);
+  return out;
+}
+
 Image8 rotate_cw90(const Image8& in) {
   Image8 out{in.w, in.h, std::vector<std::uint8_t>(in.v.size())};
   for (std::int64_t i = 0; i < out.h; ++i)
@@ -307,7 +337,7 @@ std::vector<float> make_slices(const Array3& a, const SliceRecipe& r, int thread
   // Slice selection: [n][X][Y].
   std::vector<float> resized;
   std::vector<const float*> src(static_cast<std::size_t>(n));
-  if (a.d >= n) {
+  if (a.d >= n || !r.resize_short) {
     const std::vector<std::int64_t> idx = linspace_indices(a.d, n);
     for (std::int64_t i = 0; i < n; ++i) src[static_cast<std::size_t>(i)] = a.v.data() + idx[static_cast<std::size_t>(i)] * plane;
   } else {
@@ -321,11 +351,24 @@ std::vector<float> make_slices(const Array3& a, const SliceRecipe& r, int thread
   const std::int64_t rh = rhw.first, rw = rhw.second;
   if (rh < S || rw < S) throw std::invalid_argument("make_slices: resized slice smaller than the crop");
   std::vector<float> out(static_cast<std::size_t>(n * 3 * S * S));
+  std::pair<float, float> global{0.0f, 0.0f};
+  if (r.norm == SliceNorm::global_f32) global = minmax_f32(a.v.data(), a.v.size());
   std::string error;
 #pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic)
   for (std::int64_t i = 0; i < n; ++i) {
     try {
-      Image8 img = rotate_cw90(minmax_to_u8(src[static_cast<std::size_t>(i)], a.h, a.w));
+      const float* sp = src[static_cast<std::size_t>(i)];
+      Image8 img;
+      switch (r.norm) {
+        case SliceNorm::per_slice: img = minmax_to_u8(sp, a.h, a.w); break;
+        case SliceNorm::global_f32: img = minmax_to_u8_f32(sp, a.h, a.w, global.first, global.second); break;
+        case SliceNorm::per_slice_f32: {
+          const auto [mn, mx] = minmax_f32(sp, static_cast<std::size_t>(plane));
+          img = minmax_to_u8_f32(sp, a.h, a.w, mn, mx);
+          break;
+        }
+      }
+      img = r.rotate_ccw ? rotate_ccw90(img) : rotate_cw90(img);
       if (r.jpeg_quality > 0) img = jpeg_roundtrip(img, r.jpeg_quality);
       img = resize_bicubic_pil(img, rw, rh);
       img = center_crop(img, S, S);

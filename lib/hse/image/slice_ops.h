@@ -30,6 +30,16 @@ struct Image8 {
 // the float64 tensors of the CT-RATE script; all zeros when max == min.
 Image8 minmax_to_u8(const float* p, std::int64_t h, std::int64_t w);
 
+// min and max of n floats.
+std::pair<float, float> minmax_f32(const float* p, std::size_t n);
+// ((s - min) / (max - min) * 255) in float32, each operation rounded as PyTorch does on float
+// tensors, truncated to uint8 (HSENet's BIMCV-R script); all zeros when max <= min.
+Image8 minmax_to_u8_f32(const float* p, std::int64_t h, std::int64_t w, float mn, float mx);
+
+// PIL Image.rotate(+90, expand=True) (= np.rot90(a, 1)): counter-clockwise
+// quarter turn, out[i][j] = in[j][w - 1 - i]; the result is w rows by h columns.
+Image8 rotate_ccw90(const Image8& in);
+
 // PIL Image.rotate(-90, expand=True) (= transpose(ROTATE_270)): clockwise
 // quarter turn, out[i][j] = in[h - 1 - j][i]; the result is w rows by h columns.
 Image8 rotate_cw90(const Image8& in);
@@ -63,8 +73,19 @@ constexpr std::array<float, 3> kClipStd{0.26862954f, 0.26130258f, 0.27577711f};
 void to_normalized_rgb(const Image8& in, const std::array<float, 3>& mean, const std::array<float, 3>& stdev,
                        float* out);
 
-// The per-volume 2-D recipe after HU, clamp, /1000 and resampling.
+// How a slice becomes 8-bit.
+enum class SliceNorm {
+  per_slice,      // CT-RATE: the slice's own min-max, in double (the script's float64 tensors)
+  global_f32,     // BIMCV-R (files up to 200 MiB): the whole volume's min-max, in float32
+  per_slice_f32,  // BIMCV-R (larger files): the slice's own min-max, in float32
+};
+
+// The per-volume 2-D recipe after HU, clamp, /1000 and resampling (CT-RATE), or after HU alone
+// (BIMCV-R: norm global_f32 or per_slice_f32, rotate_ccw, no resize_short).
 struct SliceRecipe {
+  SliceNorm norm = SliceNorm::per_slice;
+  bool rotate_ccw = false;    // PIL rotate(+90) (BIMCV-R) rather than rotate(-90) (CT-RATE)
+  bool resize_short = true;   // fewer slices than n_slices: a trilinear resize (CT-RATE), else linspace repeats
   std::int64_t n_slices = 32;
   int jpeg_quality = 0;  // 0: no JPEG round trip
   std::int64_t image_size = 224;
@@ -72,8 +93,8 @@ struct SliceRecipe {
 };
 
 // From a resampled [Z][X][Y] volume (values already divided by 1000): choose
-// the slices (linspace, or a trilinear resize to n_slices when Z < n_slices),
-// then per slice min-max to uint8, rotate clockwise, optional JPEG, Resize
+// the slices (linspace, or a trilinear resize to n_slices when Z < n_slices and resize_short),
+// then min-max to uint8 (per r.norm), rotate (clockwise, or counter-clockwise with rotate_ccw), optional JPEG, Resize
 // (bicubic, short side), CenterCrop, RGB, normalise. Returns
 // [n_slices][3][image_size][image_size].
 std::vector<float> make_slices(const Array3& zxy, const SliceRecipe& r, int threads);

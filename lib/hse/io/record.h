@@ -25,6 +25,8 @@ class RecordReader {
   // what: "volume recipe"; source: the file it came from; hint: what to do about a bad record.
   RecordReader(std::string what, const nlohmann::json& j, std::string source, std::string hint = {});
 
+  // True when the record has `key` (a field later hse versions added; absent in older files).
+  bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
   std::string str(const char* key);
   std::int64_t int64(const char* key);
   bool flag(const char* key);  // an integer 0 or 1 (as HDF5 attributes store booleans)

@@ -20,6 +20,13 @@ struct Recipe : image::CtRecipe {
   static constexpr const char* kFeaturesAttrPrefix = "slices.";
 
   Recipe() { window = {-1000, 1000}; }  // then divided by 1000
+  // Whose 2-D script: "ct-rate" (CT-RATE_nii_to_2D_slices.py: clamp, resample, /1000, per-slice
+  // min-max, clockwise) or "bimcv-r" (BIMCV_R_nii_to_2D_slices.py: no clamp, no resampling,
+  // linspace on the raw Z axis, the volume's min-max in float32 (each slice's own for files over
+  // 200 MiB), counter-clockwise). Recorded as "dataset" for bimcv-r only (files before it are ct-rate).
+  std::string dataset = "ct-rate";
+  static constexpr double kNoClamp = 1e30;  // bimcv-r's recorded window: [-1e30, 1e30], no clamp
+  static constexpr double kLargeFileMiB = 200;  // bimcv-r: per-slice min-max above this file size
   std::int64_t n_slices = 32;
   std::int64_t jpeg_quality = 0;  // 0: no JPEG round trip (hse-slice: 95 under --compat hsenet)
   std::int64_t image_size = 224;
