@@ -6,7 +6,7 @@ set -u
 BIN=${HSE_BIN_DIR:-build/bin}
 SRC=$(cd "${HSE_SOURCE_DIR:-.}" && pwd)
 PY=${PYTHON:-python3}
-for t in hse-preprocess hse-slice hse-embed hse-retrieve hse-classify hse-pretrain hse-finetune hse-generate hse-eval hse-info hse-synth; do
+for t in hse-preprocess hse-slice hse-embed hse-retrieve hse-classify hse-pretrain hse-finetune hse-generate hse-eval hse-info hse-synth hse-dataset; do
   [ -x "$BIN/$t" ] || { echo "skip: $t not built"; exit 77; }
 done
 $PY - "$BIN" "$SRC/man" <<'PYEOF'
@@ -14,7 +14,7 @@ import os, re, subprocess, sys
 BIN, MAN = sys.argv[1], sys.argv[2]
 TOOLS = {"hse-preprocess": [], "hse-slice": [], "hse-embed": [], "hse-retrieve": [], "hse-classify": [],
          "hse-pretrain": [], "hse-finetune": [], "hse-generate": [], "hse-eval": ["report", "vqa", "retrieval", "classification"],
-         "hse-info": [], "hse-synth": []}
+         "hse-info": [], "hse-synth": [], "hse-dataset": []}
 # Every tool of tools/ is checked here.
 missing = sorted(set(d for d in os.listdir(os.path.join(MAN, "..", "tools")) if d.startswith("hse-")) - set(TOOLS))
 if missing:

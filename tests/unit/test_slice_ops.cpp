@@ -39,6 +39,54 @@ TEST_CASE("rotate_cw90 is PIL rotate(-90, expand=True)") {
   CHECK(out.v == std::vector<std::uint8_t>{4, 1, 5, 2, 6, 3});
 }
 
+TEST_CASE("rotate_ccw90 is PIL rotate(90, expand=True)") {
+  // [1 2 3; 4 5 6] -> np.rot90: [3 6; 2 5; 1 4]
+  Image8 in{2, 3, {1, 2, 3, 4, 5, 6}};
+  Image8 out = rotate_ccw90(in);
+  CHECK(out.h == 3);
+  CHECK(out.w == 2);
+  CHECK(out.v == std::vector<std::uint8_t>{3, 6, 2, 5, 1, 4});
+}
+
+TEST_CASE("BIMCV-R: the volume's min-max, or each slice's for large files, in float32") {
+  // Two 1x4 slices: [0 10 20 30] and [100 110 120 130]; the volume's range is 0..130.
+  Array3 a{2, 1, 4, {0, 10, 20, 30, 100, 110, 120, 130}};
+  SliceRecipe r;
+  r.n_slices = 2;
+  r.image_size = 1;  // 4x1 after the turn: the short side 1, the crop keeps the centre row
+  r.resize_short = false;
+  r.rotate_ccw = true;
+  // The uint8 values themselves, from the float32 scaling.
+  const auto [mn, mx] = minmax_f32(a.v.data(), a.v.size());
+  CHECK(mn == 0.f);
+  CHECK(mx == 130.f);
+  // 10/130*255 = 19.6 -> 19; 30/130*255 = 58.8 -> 58; 100/130*255 = 196.15 -> 196
+  CHECK(minmax_to_u8_f32(a.v.data(), 1, 4, mn, mx).v == std::vector<std::uint8_t>{0, 19, 39, 58});
+  CHECK(minmax_to_u8_f32(a.v.data() + 4, 1, 4, mn, mx).v == std::vector<std::uint8_t>{196, 215, 235, 255});
+  CHECK(minmax_to_u8_f32(a.v.data() + 4, 1, 4, 100.f, 130.f).v == std::vector<std::uint8_t>{0, 85, 170, 255});
+  CHECK(minmax_to_u8_f32(a.v.data(), 1, 4, 5.f, 5.f).v == std::vector<std::uint8_t>{0, 0, 0, 0});
+  // Through make_slices: the first slice is darker than the second under the global scaling, and
+  // both span the full range with per-slice scaling.
+  auto grey = [](float v) { return (v * kClipStd[0] + kClipMean[0]) * 255.f; };
+  r.norm = SliceNorm::global_f32;
+  auto g = make_slices(a, r, 1);
+  r.norm = SliceNorm::per_slice_f32;
+  auto p = make_slices(a, r, 1);
+  CHECK(g.size() == 2 * 3 * 1 * 1);
+  // After the counter-clockwise turn the 1x4 slice is 4 rows x 1 column; the centre crop of 1 row
+  // takes row round((4 - 1) / 2) = 2 (half to even: 1.5 -> 2), which holds column 4 - 1 - 2 = 1.
+  CHECK(grey(g[0]) == doctest::Approx(19).epsilon(1e-4));
+  CHECK(grey(g[3]) == doctest::Approx(215).epsilon(1e-4));
+  CHECK(grey(p[0]) == doctest::Approx(85).epsilon(1e-4));
+  CHECK(grey(p[3]) == doctest::Approx(85).epsilon(1e-4));
+  // Fewer slices than asked: indices repeat (linspace), no resize.
+  r.n_slices = 4;
+  auto rep = make_slices(a, r, 1);
+  CHECK(rep.size() == 4 * 3);
+  CHECK(rep[0] == rep[3]);  // linspace(0, 1, 4) = 0, 0, 1, 1
+  CHECK(rep[6] == rep[9]);
+}
+
 TEST_CASE("minmax_to_u8 truncates and guards a constant slice") {
   const float p[4] = {-1.f, 0.f, 0.5f, 1.f};
   Image8 u = minmax_to_u8(p, 2, 2);
