@@ -78,5 +78,25 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 assert 1 <= m["labels_scored"] <= 18 and 0 <= m["auroc_macro"] <= 1, m
 PYEOF
+# CT files: the checkpoint's hse_inputs.json (hse-pretrain) replayed in-process gives the same
+# volumes, so the same probabilities as the HDF5 route; for a stage-2 (2E3) model also the slices
+# and slice features (its 2-D encoder recorded by hse-embed --slices).
+M="$D/metadata/train_metadata.csv"
+CT=("$BIN/hse-classify" --max-length 64 --batch-size 3 --threads 1 -q --root "$D" --metadata "$M")
+$PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["volumes"]["recipe"]=="hsenet-3d" and "clip" not in r and "slices" not in r, r' "$T/clip/hse_inputs.json" \
+  && "${CT[@]}" --model "$T/clip" > "$T/ct1.tsv" && cmp -s "$T/p0.tsv" "$T/ct1.tsv" \
+  && ok "stage 1 on CT files: the recorded volume recipe, the same probabilities as --volumes" || bad "hse-classify on CT files (stage 1)"
+"$BIN/hse-slice" -q --no-resample --image-size 32 --slices 4 --root "$D" --metadata "$M" -o "$T/sl.h5" \
+  && "$BIN/hse-embed" -q --slices "$T/sl.h5" --random-init 3 --vit2d-config "$SRC/share/hse/configs/vit2d-tiny.json" -o "$T/sf.h5" \
+  && "$BIN/hse-pretrain" -q --stage 2 --stage1 "$T/clip" --init "$T/clip" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" \
+       --reports "$D/radiology_text_reports/train_reports.csv" --batch-size 4 --max-length 64 --max-steps 2 --threads 1 -o "$T/clip2" \
+  && "$BIN/hse-classify" --model "$T/clip2" --volumes "$T/tr.h5" --slice-features "$T/sf.h5" --max-length 64 --batch-size 3 \
+       --threads 1 -q > "$T/s2.tsv" \
+  && "${CT[@]}" --model "$T/clip2" > "$T/ct2.tsv" && cmp -s "$T/s2.tsv" "$T/ct2.tsv" \
+  && [ -f "$T/clip2/slice_encoder_config.json" ] \
+  && ok "stage 2 on CT files: volumes, slices and slice features replayed, the same probabilities" || bad "hse-classify on CT files (stage 2)"
+rm "$T/clip2/hse_inputs.json"
+refused "a CLIP without hse_inputs.json" 3 "clip2/hse_inputs.json" "does not record how its volumes were made" - -- "${CT[@]}" --model "$T/clip2"
+refused "--volumes and CT files" 2 "" "CT inputs replace --volumes" - -- "${CT[@]}" --model "$T/clip" --volumes "$T/tr.h5"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hse/cli/cli.h"
+#include "hse/image/ct_input.h"
 
 namespace CLI {
 class App;
@@ -21,6 +22,7 @@ struct Options {
   std::string model;                        // CLIP checkpoint directory
   std::vector<std::string> volumes;         // HDF5 kind volumes
   std::vector<std::string> slice_features;  // 2E3 (stage-2) models
+  image::CtInputOptions ct;                 // or CT files, made with the model's hse_inputs.json
   std::string prompts;                      // TSV label<TAB>positive<TAB>negative (default: CT-CLIP's, 18 labels)
   int batch = 4;
   int max_length = 512;

@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "hse/app/generate.h"
 #include "hse/app/volume_batches.h"
+#include "hse/vlm/inputs.h"
 #include "hse/cli/flags.h"
 #include "hse/io/atomic.h"
 #include "hse/model/clip.h"
@@ -23,8 +25,9 @@ namespace hse::classify {
 void declare(CLI::App& app, Options& o) {
   cli::add_common(app, o.common, cli::kDevice | cli::kThreads | cli::kVerbosity | cli::kProgress);
   cli::flags::model(app, o.model, "CLIP checkpoint directory (hse-pretrain's output, stage 1 or 2)")->required();
-  cli::flags::volumes(app, o.volumes, "volumes to classify (HDF5 kind volumes)")->required();
+  cli::flags::volumes(app, o.volumes, "volumes to classify (HDF5 kind volumes), or give CT files");
   cli::flags::slice_features(app, o.slice_features, "2E3 (stage-2) models: the volumes' slice features");
+  image::add_ct_input_options(app, o.ct);
   cli::flags::prompts(app, o.prompts,
                       "prompt pairs: TSV label<TAB>positive<TAB>negative, one label per line (default: CT-CLIP's "
                       "'<label> is present.' / '<label> is not present.' for the 18 CT-RATE abnormalities, "
@@ -66,10 +69,16 @@ int run(const Options& o, cli::Io& io) {
   torch::NoGradGuard ng;
   const auto pairs = o.prompts.empty() ? read_prompt_pairs(cli::share_file("labels/ct-rate-abnormalities.txt"), false)
                                        : read_prompt_pairs(o.prompts, true);
+  const bool from_ct = !o.ct.inputs.empty() || !o.ct.root.empty();
+  if (from_ct == !o.volumes.empty())
+    cli::fail_usage(from_ct ? "CT inputs replace --volumes: give one or the other"
+                            : "give --volumes (HDF5) or CT files to classify");
+  if (from_ct && !o.slice_features.empty())
+    cli::fail_usage("--slice-features goes with --volumes; from CT files they are made with the model's record");
   model::Clip clip = model::load_clip(o.model);
   clip->to(dev);
   clip->eval();
-  if (clip->config.stage == 2 && o.slice_features.empty())
+  if (clip->config.stage == 2 && !from_ct && o.slice_features.empty())
     cli::fail_usage("{} is a 2E3 (stage-2) model: give --slice-features", o.model);
   if (clip->config.stage == 2 && clip->config.vision.patch_guide != "slices")
     cli::fail_input(o.model, "scores its patches by the report ({} guides): zero-shot detection would read the "
@@ -89,7 +98,38 @@ int run(const Options& o, cli::Io& io) {
   const auto text = clip->encode_text(ids.to(dev), mask.to(dev)).to(torch::kFloat32);  // [2L, D]
   const auto scale = clip->scale().to(torch::kFloat32);
 
-  app::VolumeBatches data(o.volumes, clip->config.stage == 2 ? o.slice_features : std::vector<std::string>{},
+  // CT files: volumes (and slice features) made in-process by hse-preprocess, hse-slice and
+  // hse-embed --slices with the recipes hse-pretrain recorded in the checkpoint (hse_inputs.json).
+  std::vector<std::string> volumes = o.volumes, slice_features = o.slice_features;
+  generate::TempDir tmp("hse-classify");
+  if (from_ct) {
+    const std::string record = (fs::path(o.model) / vlm::kInputsRecord).string();
+    const std::string hint = "retrain the CLIP with this hse (hse-pretrain records how its inputs were made), or give "
+                             "--volumes (and --slice-features)";
+    if (!fs::exists(record))
+      throw cli::Error(cli::Exit::incompatible, record, "no such file: the CLIP does not record how its volumes were made",
+                       hint);
+    const image::Metadata meta = o.ct.metadata.empty() ? image::Metadata() : image::Metadata(o.ct.metadata);
+    image::CtInputOptions ct = o.ct;
+    ct.inputs = image::collect_inputs(o.ct, meta, io.in);
+    ct.ids = image::input_ids(ct.inputs, o.ct.root);
+    tmp.make();
+    generate::CtPrepare cp;
+    cp.adapter_dir = o.model;
+    cp.record_file = vlm::kInputsRecord;
+    cp.hint = hint;
+    cp.dir = tmp.path;
+    cp.device = o.common.device;
+    cp.threads = o.common.threads;
+    const auto prepared = generate::prepare_ct_inputs(io::read_file(record), ct, cp);
+    volumes = {prepared.volumes};
+    slice_features = prepared.slice_features.empty() ? std::vector<std::string>{}
+                                                     : std::vector<std::string>{prepared.slice_features};
+    if (clip->config.stage == 2 && slice_features.empty())
+      throw cli::Error(cli::Exit::incompatible, record, "records no slice recipe or 2-D encoder for this 2E3 model",
+                       hint);
+  }
+  app::VolumeBatches data(volumes, clip->config.stage == 2 ? slice_features : std::vector<std::string>{},
                           static_cast<std::size_t>(o.batch), o.data_workers, dev);
   if (clip->config.stage == 2) data.check_guide(clip->config.vision.patch_guide, o.model);
   const h5::Reader& r = data.reader();

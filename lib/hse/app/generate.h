@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hse/cli/cli.h"
@@ -46,8 +47,24 @@ void declare(CLI::App& app, Options& o);
 int run(const Options& o, cli::Io& io);
 
 // Where CT inputs of hse-generate go and what may override the adapter's record.
+// A private temporary directory (PREFIX-XXXXXX under the system's), removed with its contents
+// when done.
+struct TempDir {
+  explicit TempDir(std::string prefix) : prefix_(std::move(prefix)) {}
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  void make();  // exit 1 when it cannot be created
+  std::string path;
+
+ private:
+  std::string prefix_;
+};
+
 struct CtPrepare {
   std::string adapter_dir;           // relative paths of the record are relative to it
+  std::string record_file = "hse_vlm.json";  // the record's file in adapter_dir (errors name it)
+  std::string hint;                  // what to do about a record this hse cannot replay ("": an adapter's)
   std::string slice_encoder;         // --slice-encoder: the 2-D encoder directory (replaces the record's)
   std::string slice_encoder_config;  // --slice-encoder-config: its vit2d config JSON
   bool keep_going = false;           // list failed files instead of stopping at the first
@@ -61,7 +78,7 @@ struct CtPrepared {
 };
 // CT files (`ct.inputs` already expanded, `ct.ids` set) -> volumes.h5 and slice_features.h5 in
 // p.dir, made in-process by hse-preprocess, hse-slice and hse-embed --slices with the recipes of
-// `inputs_json` (an adapter's record). Throws cli::Error exit 3 when the record lacks what is
+// `inputs_json` (an adapter's record, or a CLIP checkpoint's hse_inputs.json). Throws cli::Error exit 3 when the record lacks what is
 // needed; messages never name the temporary files.
 CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInputOptions& ct, const CtPrepare& p);
 

@@ -2,6 +2,7 @@
 // hse-slice and hse-embed --slices (app/generate.h).
 #include "hse/app/generate.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -29,8 +30,8 @@ namespace {
 constexpr const char* kRecordHint =
     "retrain with this hse (hse-finetune records how its inputs were made), or pass --volumes";
 
-[[noreturn]] void bad_record(const std::string& what) {
-  throw cli::Error(cli::Exit::incompatible, {}, fmt::format("the adapter's inputs record {}", what), kRecordHint);
+[[noreturn]] void bad_record(const std::string& source, const std::string& what, const std::string& hint) {
+  throw cli::Error(cli::Exit::incompatible, source, fmt::format("the inputs record {}", what), hint);
 }
 
 }  // namespace
@@ -49,10 +50,29 @@ std::vector<std::pair<std::string, std::string>> read_failures(const std::string
 }
 }  // namespace
 
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path.empty()) fs::remove_all(path, ec);
+}
+
+void TempDir::make() {
+  std::string t = (fs::temp_directory_path() / (prefix_ + "-XXXXXX")).string();
+  if (!::mkdtemp(t.data())) cli::fail(cli::Exit::runtime, t, "cannot create a temporary directory");
+  path = t;
+}
+
 CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInputOptions& ct, const CtPrepare& p) {
-  if (inputs_json.empty()) bad_record("is missing");
-  const auto rec = nlohmann::json::parse(inputs_json);
-  if (!rec.contains("volumes") || !rec["volumes"].is_object()) bad_record("has no volume recipe");
+  const std::string source = (fs::path(p.adapter_dir) / p.record_file).string();
+  const std::string hint = p.hint.empty() ? kRecordHint : p.hint;
+  if (inputs_json.empty()) bad_record(source, "is missing", hint);
+  nlohmann::json rec;
+  try {
+    rec = nlohmann::json::parse(inputs_json);
+  } catch (const nlohmann::json::exception& e) {
+    bad_record(source, fmt::format("is not JSON: {}", e.what()), hint);
+  }
+  if (!rec.is_object() || !rec.contains("volumes") || !rec["volumes"].is_object())
+    bad_record(source, "has no volume recipe", hint);
   cli::NestedRun nested;  // the tools' own summary lines would name the temporary files
   cli::Io io = cli::standard_io();
   auto common = [&](const std::string& name) {
@@ -92,11 +112,10 @@ CtPrepared prepare_ct_inputs(const std::string& inputs_json, const image::CtInpu
     out.failed.insert(out.failed.end(), failed.begin(), failed.end());
   };
   // The recipes are read strictly: a missing, malformed or unknown field is exit 3 naming it.
-  const std::string source = (fs::path(p.adapter_dir) / "hse_vlm.json").string();
-  const auto volume_recipe = preprocess::Recipe::from_json(rec["volumes"], source, kRecordHint);
+  const auto volume_recipe = preprocess::Recipe::from_json(rec["volumes"], source, hint);
   const bool with_slices = rec.contains("slices") && rec.contains("slice_encoder");
-  const auto slice_recipe = with_slices ? slice::Recipe::from_json(rec["slices"], source, kRecordHint) : slice::Recipe{};
-  const auto enc = with_slices ? embed::SliceEncoderRecord::from_json(rec["slice_encoder"], source, kRecordHint)
+  const auto slice_recipe = with_slices ? slice::Recipe::from_json(rec["slices"], source, hint) : slice::Recipe{};
+  const auto enc = with_slices ? embed::SliceEncoderRecord::from_json(rec["slice_encoder"], source, hint)
                                : embed::SliceEncoderRecord{};
   preprocess::Options po;
   po.common = common("volumes.h5");

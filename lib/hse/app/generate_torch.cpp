@@ -106,20 +106,6 @@ struct Item {
   std::size_t volume = 0;
 };
 
-// A private temporary directory, removed with its contents when done.
-struct TempDir {
-  std::string path;
-  void make() {
-    std::string t = (fs::temp_directory_path() / "hse-generate-XXXXXX").string();
-    if (!::mkdtemp(t.data())) cli::fail(cli::Exit::runtime, t, "cannot create a temporary directory");
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
-
 std::string strip(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) return {};
@@ -185,7 +171,7 @@ int run(const Options& o, cli::Io& io) {
     cli::fail_usage("the CT list and the questions cannot both come from stdin: give --questions FILE or --question");
   std::vector<std::pair<std::string, std::string>> failed;  // input, reason (--keep-going)
   std::set<std::string> failed_ids, all_ids;                 // volumes that failed; every input volume
-  TempDir tmp;
+  TempDir tmp("hse-generate");
   if (from_ct) {
     if (!o.volumes.empty() || !o.tokens1.empty())
       cli::fail_usage("CT inputs replace --volumes/--tokens1: give one or the other");

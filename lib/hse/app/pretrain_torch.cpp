@@ -22,6 +22,8 @@
 #include "hse/train/host.h"
 #include "hse/train/loop.h"
 #include "hse/train/optim.h"
+#include "hse/io/atomic.h"
+#include "hse/vlm/inputs.h"
 
 namespace fs = std::filesystem;
 
@@ -291,7 +293,21 @@ int run(const Options& o, cli::Io&) {
     parts[0] = cl.item<double>();
     return loss;
   };
-  task.write = [&](const std::string& dir, const std::string&, bool) { model::save_clip(m, dir, vocab); };
+  // How the training inputs were made (vlm::kInputsRecord): hse-classify replays it on CT files.
+  // The volumes' recipe and, for a slice-guided 2E3 model, the slices' recipe and 2-D encoder.
+  const std::string inputs_record = [&] {
+    auto rec = nlohmann::json::parse(vlm::record_inputs(
+        o.volumes.front(), o.volumes,
+        o.stage == 2 && o.patch_guide == "slices" ? o.slice_features : std::vector<std::string>{}));
+    rec.erase("clip");
+    return rec.dump();
+  }();
+  task.write = [&](const std::string& dir, const std::string& final_dir, bool) {
+    model::save_clip(m, dir, vocab);
+    io::AtomicFile f((fs::path(dir) / vlm::kInputsRecord).string());
+    f.stream() << nlohmann::json::parse(vlm::relocate_inputs(inputs_record, dir, final_dir)).dump(2) << '\n';
+    f.commit();
+  };
   task.restore = [&](const std::string& dir) {
     io::SafeTensorsSet w((fs::path(dir) / "model.safetensors").string());
     model::load_state(*m, w, "", false, {"language_encoder.embeddings.position_ids"});

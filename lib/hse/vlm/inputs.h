@@ -51,6 +51,10 @@ std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer);
 // --precision: fp32 | bf16 | fp16 (exit 2 otherwise).
 torch::Dtype parse_precision(const std::string& precision);
 
+// A CLIP checkpoint's inputs record (hse-pretrain writes it beside config.json; hse-classify
+// replays it on CT files): record_inputs() without "clip", relocated as an adapter's.
+constexpr const char* kInputsRecord = "hse_inputs.json";
+
 // The "inputs" record of an adapter (VlmConfig::inputs) from the training files: the towers'
 // directory, the volumes' recipe attributes and, from the slice features, the slices' recipe and
 // the 2-D encoder (hse-embed --slices writes them). JSON object text.

@@ -76,8 +76,8 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
     try {
       parse();
     } catch (const cli::Error& e) {
-      cli::warn("{}: hse-generate cannot rebuild these inputs from CT files with this adapter "
-                "(give it --volumes and --slice-features instead): {}", file, e.what());
+      cli::warn("{}: the model being trained cannot rebuild these inputs from CT files (hse-generate and "
+                "hse-classify will need --volumes and --slice-features instead): {}", file, e.what());
     }
   };
   nlohmann::json j;
