@@ -97,6 +97,11 @@ grep -q -- "hse-synth -o $B/synth --layout bimcv-r --seed \$((42 + 1))" "$T/n1.t
 "${M[@]}" BIMCV_DATA=/data/bimcv table6 > "$T/n6.txt" 2>&1
 ! grep -q -- "--layout bimcv-r" "$T/n6.txt" && grep -q -- "hse-dataset bimcv-r /data/bimcv " "$T/n6.txt" \
   && ok "Table 6 on BIMCV_DATA: no synthesis, the real root split" || bad "Table 6 with BIMCV_DATA"
+"${M[@]}" BERTSCORE_MODEL=/m/minilm table2 > "$T/b.txt" 2>&1
+"${M[@]}" BERTSCORE_MODEL= table2 > "$T/b0.txt" 2>&1
+[ "$(grep -c -- "hse-eval report --bertscore-model /m/minilm --bertscore-layer -1 " "$T/b.txt")" = 10 ] \
+  && ! grep -q -- "--bertscore-model" "$T/b0.txt" \
+  && ok "BERT-Score: BERTSCORE_MODEL on every table 2 scoring (model and chance), none when empty" || bad "BERTSCORE_MODEL"
 "${M[@]}" TABLES_FAST=1 OUT="$T/f" tables > "$T/f.txt" 2>&1
 [ "$(grep -c -- "--max-steps 300" "$T/f.txt")" = 13 ] && ok "TABLES_FAST=1: 300 steps per report fine-tuning" || bad "TABLES_FAST"
 echo "$pass passed, $fail failed"

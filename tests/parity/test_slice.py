@@ -95,6 +95,16 @@ def reference(hu_xyz, spacing_zxy, n=32, size=224, jpeg=0, window=(-1000, 1000),
     return slice_images(sl, n, size, jpeg)
 
 
+def jpeg_roundtrip(img, quality):
+    """Saved as a JPEG file at `quality` by Pillow and read back, as HSENet's scripts do."""
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    out = Image.open(buf)
+    out.load()
+    return out
+
+
 def slice_images(sl, n, size, jpeg):
     """Per-slice uint8, PIL rotate(-90, expand=True), optional JPEG round trip, open_clip transform."""
     out = []
@@ -102,11 +112,7 @@ def slice_images(sl, n, size, jpeg):
         img = Image.fromarray(to_u8(sl[i]).numpy())
         img = img.rotate(-90, expand=True)
         if jpeg:
-            buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=jpeg)
-            buf.seek(0)
-            img = Image.open(buf)
-            img.load()
+            img = jpeg_roundtrip(img, jpeg)
         out.append(clip_transform(img, size))
     return torch.stack(out).numpy()
 
@@ -170,11 +176,7 @@ def bimcv_reference(raw_xyz, n=32, size=224, jpeg=95):
         u8 = ((s - gmin) / (gmax - gmin) * 255).to(torch.uint8) if gmax > gmin else torch.zeros_like(s, dtype=torch.uint8)
         img = Image.fromarray(u8.numpy()).rotate(90, expand=True)
         if jpeg:
-            buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=jpeg)
-            buf.seek(0)
-            img = Image.open(buf)
-            img.load()
+            img = jpeg_roundtrip(img, jpeg)
         out.append(clip_transform(img, size))
     return torch.stack(out).numpy()
 
