@@ -62,6 +62,16 @@ PYEOF
 "$BIN/hse-slice" -q --dataset bimcv-r --slices 4 --image-size 16 -o "$T/sl.h5" - < "$T/split/valid_volumes.txt" \
   && "$BIN/hse-info" "$T/sl.h5" | grep -q "^attr	dataset	bimcv-r" && ok "hse-slice --dataset bimcv-r on the split" || bad "hse-slice --dataset bimcv-r"
 
+# A file not named as BIMCV-R names its files: its VolumeName is the id the other tools give it.
+R2="$T/r2"
+cp -r "$R" "$R2" && mkdir -p "$R2/CT2/ct" && cp "$(ls "$R"/CT1/ct/*.nii.gz | head -1)" "$R2/CT2/ct/scan_x.nii.gz"
+echo 'sub-S9,ses-E9,x,[],[],[],[],[],0.0,/d,Odd name.,/d/scan_x.nii.gz' >> "$R2/BIMCV-R.csv"
+"$BIN/hse-dataset" -q bimcv-r "$R2" --train-fraction 0.7 -o "$T/s2" \
+  && "$BIN/hse-preprocess" -q --no-resample --size 8,32,32 -o "$T/v2.h5" - < "$T/s2/valid_volumes.txt" \
+  && [ "$("$BIN/hse-info" --ids "$T/v2.h5" | tr '\n' ' ')" = "$(tail -n +2 "$T/s2/valid_reports.csv" | cut -d, -f1 | tr '\n' ' ')" ] \
+  && grep -q "^CT2/ct/scan_x.nii.gz," "$T/s2/valid_reports.csv" \
+  && ok "a file of another name: VolumeName is hse-preprocess's id (CT2/ct/scan_x.nii.gz)" || bad "VolumeName of an odd file name"
+
 # Refusals.
 refused "no report CSV" 3 "$T/empty" "no report CSV" "$T/o1" -- bash -c "mkdir -p '$T/empty/CT1/ct' && '$BIN/hse-dataset' bimcv-r '$T/empty' -o '$T/o1'"
 mkdir -p "$R/meta" && cp "$R/BIMCV-R.csv" "$R/meta/curated_ct_report_path_En.csv"

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hse/image/bimcv.h"
+#include "hse/image/ct_input.h"
 #include "hse/io/atomic.h"
 #include "hse/io/csv.h"
 
@@ -55,11 +56,20 @@ int run(const Options& o, cli::Io& io) {
     io::AtomicFile vol((fs::path(o.common.output) / (split + "_volumes.txt")).string());
     io::AtomicFile rep((fs::path(o.common.output) / (split + "_reports.csv")).string());
     rep.stream() << io::csv_row(header);
-    for (std::size_t i = 0; i < d.cases.size(); ++i) {
-      if (train[i] != side) continue;
-      const auto& c = d.cases[i];
-      vol.stream() << fs::absolute(c.path).lexically_normal().string() << '\n';
-      std::vector<std::string> row = {c.name};
+    // VolumeName: the id hse-preprocess and hse-slice give each file of this list (BIMCV-R's file
+    // names are kept as they are; any other name becomes its path under the list's common folder).
+    std::vector<std::size_t> rows;
+    std::vector<std::string> paths;
+    for (std::size_t i = 0; i < d.cases.size(); ++i)
+      if (train[i] == side) {
+        rows.push_back(i);
+        paths.push_back(fs::absolute(d.cases[i].path).lexically_normal().string());
+      }
+    const std::vector<std::string> ids = image::input_ids(paths);
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const auto& c = d.cases[rows[k]];
+      vol.stream() << paths[k] << '\n';
+      std::vector<std::string> row = {ids[k]};
       const auto& src = d.rows[c.row];
       row.insert(row.end(), src.begin(), src.end());
       row.resize(header.size());
