@@ -109,10 +109,7 @@ int run(const Options& o, cli::Io& io) {
     if (!fs::exists(record))
       throw cli::Error(cli::Exit::incompatible, record, "no such file: the CLIP does not record how its volumes were made",
                        hint);
-    const image::Metadata meta = o.ct.metadata.empty() ? image::Metadata() : image::Metadata(o.ct.metadata);
-    image::CtInputOptions ct = o.ct;
-    ct.inputs = image::collect_inputs(o.ct, meta, io.in);
-    ct.ids = image::input_ids(ct.inputs, o.ct.root);
+    const image::CtInputOptions ct = generate::named_ct_inputs(o.ct, io.in);
     tmp.make();
     generate::CtPrepare cp;
     cp.adapter_dir = o.model;

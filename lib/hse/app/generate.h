@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,6 +77,10 @@ struct CtPrepared {
   std::string volumes, slice_features;                      // slice_features "" when the record has no slices
   std::vector<std::pair<std::string, std::string>> failed;  // input path, reason (keep_going)
 };
+// The CT inputs of `o` expanded (a "-" list read from `in`, directories searched, or every
+// --metadata row under --root) and named by image::input_ids: what prepare_ct_inputs takes.
+image::CtInputOptions named_ct_inputs(const image::CtInputOptions& o, std::istream& in);
+
 // CT files (`ct.inputs` already expanded, `ct.ids` set) -> volumes.h5 and slice_features.h5 in
 // p.dir, made in-process by hse-preprocess, hse-slice and hse-embed --slices with the recipes of
 // `inputs_json` (an adapter's record, or a CLIP checkpoint's hse_inputs.json). Throws cli::Error exit 3 when the record lacks what is

@@ -50,6 +50,14 @@ std::vector<std::pair<std::string, std::string>> read_failures(const std::string
 }
 }  // namespace
 
+image::CtInputOptions named_ct_inputs(const image::CtInputOptions& o, std::istream& in) {
+  const image::Metadata meta = o.metadata.empty() ? image::Metadata() : image::Metadata(o.metadata);
+  image::CtInputOptions ct = o;
+  ct.inputs = image::collect_inputs(o, meta, in);
+  ct.ids = image::input_ids(ct.inputs, o.root);
+  return ct;
+}
+
 TempDir::~TempDir() {
   std::error_code ec;
   if (!path.empty()) fs::remove_all(path, ec);

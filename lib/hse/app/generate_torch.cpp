@@ -176,10 +176,7 @@ int run(const Options& o, cli::Io& io) {
     if (!o.volumes.empty() || !o.tokens1.empty())
       cli::fail_usage("CT inputs replace --volumes/--tokens1: give one or the other");
     // The list is read once (stdin too), named once over all shards, then sharded.
-    const image::Metadata meta = o.ct.metadata.empty() ? image::Metadata() : image::Metadata(o.ct.metadata);
-    image::CtInputOptions ct = o.ct;
-    ct.inputs = image::collect_inputs(o.ct, meta, io.in);
-    ct.ids = image::input_ids(ct.inputs, o.ct.root);
+    image::CtInputOptions ct = named_ct_inputs(o.ct, io.in);
     all_ids.insert(ct.ids.begin(), ct.ids.end());
     ct.inputs = o.common.shard.take(ct.inputs);
     ct.ids = o.common.shard.take(ct.ids);

@@ -295,13 +295,8 @@ int run(const Options& o, cli::Io&) {
   };
   // How the training inputs were made (vlm::kInputsRecord): hse-classify replays it on CT files.
   // The volumes' recipe and, for a slice-guided 2E3 model, the slices' recipe and 2-D encoder.
-  const std::string inputs_record = [&] {
-    auto rec = nlohmann::json::parse(vlm::record_inputs(
-        o.volumes.front(), o.volumes,
-        o.stage == 2 && o.patch_guide == "slices" ? o.slice_features : std::vector<std::string>{}));
-    rec.erase("clip");
-    return rec.dump();
-  }();
+  const std::string inputs_record = vlm::record_inputs(
+      {}, o.volumes, o.stage == 2 && o.patch_guide == "slices" ? o.slice_features : std::vector<std::string>{});
   task.write = [&](const std::string& dir, const std::string& final_dir, bool) {
     model::save_clip(m, dir, vocab);
     io::AtomicFile f((fs::path(dir) / vlm::kInputsRecord).string());

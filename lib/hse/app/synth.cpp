@@ -211,6 +211,43 @@ void write_bimcv_csv(const std::string& path, const std::vector<Patient>& patien
   f.commit();
 }
 
+// CT-RATE's reports, metadata, labels and RadGenome location CSVs, per split.
+void write_ctrate_csvs(const std::string& root, const std::vector<Patient>& patients) {
+  for (const std::string split : {"train", "valid"}) {
+    const std::string long_name = split == "train" ? "train" : "validation";
+    io::AtomicFile rep(root + "/radiology_text_reports/" + long_name + "_reports.csv");
+    io::AtomicFile meta(root + "/metadata/" + long_name + "_metadata.csv");
+    io::AtomicFile lab(root + "/multi_abnormality_labels/" + split + "_predicted_labels.csv");
+    io::AtomicFile vqa(root + "/radgenome_files/" + long_name + "_vqa_location.csv");
+    rep.stream() << io::csv_row({"VolumeName", "ClinicalInformation_EN", "Technique_EN", "Findings_EN",
+                                 "Impressions_EN"});
+    meta.stream() << io::csv_row(kMetaHeader);
+    std::vector<std::string> lh = {"VolumeName"};
+    for (const char* l : kLabels) lh.emplace_back(l);
+    lab.stream() << io::csv_row(lh);
+    vqa.stream() << io::csv_row({"Volumename", "Anatomy", "Abnormality"});
+    for (const auto& p : patients) {
+      if (p.split != split) continue;
+      for (const auto& v : p.volumes) {
+        const Scan& s = p.scans[static_cast<std::size_t>(v.scan)];
+        rep.stream() << io::csv_row({v.name, s.report.clinical, s.report.technique, s.report.findings,
+                                     s.report.impressions});
+        meta.stream() << io::csv_row(metadata_row(p, v));
+        std::vector<std::string> row = {v.name};
+        for (int l : s.labels) row.push_back(std::to_string(l));
+        lab.stream() << io::csv_row(row);
+        if (v.recon == 1)
+          for (const auto& f : s.findings)
+            for (const auto& a : f.anatomy) vqa.stream() << io::csv_row({v.name, a, f.abnormality});
+      }
+    }
+    rep.commit();
+    meta.commit();
+    lab.commit();
+    vqa.commit();
+  }
+}
+
 }  // namespace
 
 std::string truth_json(const Patient& p, const VolumeSpec& v) {
@@ -299,40 +336,7 @@ int run(const Options& o, cli::Io& io) {
 
   // --- text files ---
   if (bimcv) write_bimcv_csv(root + "/BIMCV-R.csv", patients);
-  for (const std::string split : {"train", "valid"}) {
-    if (bimcv) break;
-    const std::string long_name = split == "train" ? "train" : "validation";
-    io::AtomicFile rep(root + "/radiology_text_reports/" + long_name + "_reports.csv");
-    io::AtomicFile meta(root + "/metadata/" + long_name + "_metadata.csv");
-    io::AtomicFile lab(root + "/multi_abnormality_labels/" + split + "_predicted_labels.csv");
-    io::AtomicFile vqa(root + "/radgenome_files/" + long_name + "_vqa_location.csv");
-    rep.stream() << io::csv_row({"VolumeName", "ClinicalInformation_EN", "Technique_EN", "Findings_EN",
-                                 "Impressions_EN"});
-    meta.stream() << io::csv_row(kMetaHeader);
-    std::vector<std::string> lh = {"VolumeName"};
-    for (const char* l : kLabels) lh.emplace_back(l);
-    lab.stream() << io::csv_row(lh);
-    vqa.stream() << io::csv_row({"Volumename", "Anatomy", "Abnormality"});
-    for (const auto& p : patients) {
-      if (p.split != split) continue;
-      for (const auto& v : p.volumes) {
-        const Scan& s = p.scans[static_cast<std::size_t>(v.scan)];
-        rep.stream() << io::csv_row({v.name, s.report.clinical, s.report.technique, s.report.findings,
-                                     s.report.impressions});
-        meta.stream() << io::csv_row(metadata_row(p, v));
-        std::vector<std::string> row = {v.name};
-        for (int l : s.labels) row.push_back(std::to_string(l));
-        lab.stream() << io::csv_row(row);
-        if (v.recon == 1)
-          for (const auto& f : s.findings)
-            for (const auto& a : f.anatomy) vqa.stream() << io::csv_row({v.name, a, f.abnormality});
-      }
-    }
-    rep.commit();
-    meta.commit();
-    lab.commit();
-    vqa.commit();
-  }
+  else write_ctrate_csvs(root, patients);
   {
     io::AtomicFile truth(root + "/truth.jsonl");
     for (const auto& j : jobs) truth.stream() << truth_json(*j.p, *j.v) << '\n';

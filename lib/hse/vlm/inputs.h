@@ -52,12 +52,13 @@ std::vector<VqaRow> read_vqa(const std::string& path, bool need_answer);
 torch::Dtype parse_precision(const std::string& precision);
 
 // A CLIP checkpoint's inputs record (hse-pretrain writes it beside config.json; hse-classify
-// replays it on CT files): record_inputs() without "clip", relocated as an adapter's.
+// replays it on CT files): record_inputs() with no towers' directory, relocated as an adapter's.
 constexpr const char* kInputsRecord = "hse_inputs.json";
 
 // The "inputs" record of an adapter (VlmConfig::inputs) from the training files: the towers'
 // directory, the volumes' recipe attributes and, from the slice features, the slices' recipe and
-// the 2-D encoder (hse-embed --slices writes them). JSON object text.
+// the 2-D encoder (hse-embed --slices writes them). JSON object text; no "clip" when `clip` is
+// empty (a CLIP checkpoint's own record).
 std::string record_inputs(const std::string& clip, const std::vector<std::string>& volumes,
                           const std::vector<std::string>& slice_features);
 

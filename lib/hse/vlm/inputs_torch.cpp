@@ -81,7 +81,7 @@ std::string record_inputs(const std::string& clip, const std::vector<std::string
     }
   };
   nlohmann::json j;
-  j["clip"] = fs::absolute(clip).lexically_normal().string();
+  if (!clip.empty()) j["clip"] = fs::absolute(clip).lexically_normal().string();
   j["volumes"] = io::attrs_json(h5::Reader(volumes, "volumes").attrs());
   check(volumes.front(), [&] { preprocess::Recipe::from_json(j["volumes"], volumes.front()); });
   if (!slice_features.empty()) {
